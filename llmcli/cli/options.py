@@ -1,0 +1,78 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llmcli.models.registry import REGISTRY
+
+_MODEL_HELP = (
+    f"Model: a registry name ({', '.join(REGISTRY)}), a Hugging Face folder, "
+    "a .gguf file, or a hub id."
+)
+
+Model = Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP, show_default=True)]
+Models = Annotated[
+    list[str] | None,
+    typer.Option("--model", "-m", help=_MODEL_HELP + " Repeat to compare.", show_default=False),
+]
+Output = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write to FILE (atomically) instead of stdout.",
+                 dir_okay=False, show_default=False),
+]  # fmt: skip
+InputFile = Annotated[
+    Path | None,
+    typer.Option("--file", help="Read input from this file ('-' for stdin).",
+                 dir_okay=True, show_default=False),
+]  # fmt: skip
+Special = Annotated[
+    bool,
+    typer.Option("--special/--no-special", help="Add the model's BOS/EOS tokens."),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No notices or progress on stderr.")]
+
+
+_FORMAT_HELP = "Output format. Default: a table on a terminal, jsonl otherwise."
+
+
+class TokenizeFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    tsv = "tsv"
+    ids = "ids"
+
+
+class OneHotFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    npy = "npy"
+    npz = "npz"
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+
+
+
+TokenizeFormatOpt = Annotated[
+    TokenizeFormat | None,
+    typer.Option("--format", "-f", help=_FORMAT_HELP, show_default=False, case_sensitive=False),
+]
+OneHotFormatOpt = Annotated[
+    OneHotFormat | None,
+    typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: dense [token, vocab] uint8.",
+                 show_default=False, case_sensitive=False),
+]  # fmt: skip
+ListFormatOpt = Annotated[
+    ListFormat | None,
+    typer.Option("--format", "-f", help=_FORMAT_HELP, show_default=False, case_sensitive=False),
+]

@@ -1,0 +1,1 @@
+"""The logic of each command, returning plain data; no typer, no rich here."""

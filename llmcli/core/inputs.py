@@ -1,0 +1,232 @@
+"""Where input comes from (an argument, ``--file``, or stdin) and how it is read.
+
+Text is decoded as strict UTF-8 in blocks, so a file of any size is read with
+constant memory, and a bad byte is reported with its offset.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from llmcli.errors import InputError, UsageError
+
+BLOCK = 1 << 20
+
+
+@dataclass
+class TextSource:
+    """Text to work on: ``text`` given directly, or a binary stream to decode."""
+
+    label: str  # "argument", "stdin" or the file's path
+    text: str | None = None
+    path: Path | None = None
+    stream: IO[bytes] | None = None
+    chars: int = 0  # how much has been read so far
+    nbytes: int = 0
+
+    def blocks(self, size: int = BLOCK) -> Iterator[str]:
+        """The text, decoded in blocks of about ``size`` bytes; never empty."""
+        seen = False
+        if self.text is not None:
+            if self.text:
+                seen = True
+                self.chars = len(self.text)
+                self.nbytes = len(self.text.encode("utf-8", "surrogatepass"))
+                yield self.text
+        else:
+            for block in self._decoded(size):
+                seen = True
+                yield block
+        if not seen:
+            raise InputError(f"empty input ({self.label}): there is no text to work on")
+
+    def _decoded(self, size: int) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        offset = 0
+        try:
+            fh = self.stream if self.stream is not None else open(self.path or "", "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(f"cannot read {self.label}: {exc.strerror or exc}") from exc
+        try:
+            while True:
+                try:
+                    raw = fh.read(size)
+                except OSError as exc:
+                    raise InputError(f"cannot read {self.label}: {exc.strerror or exc}") from exc
+                final = not raw
+                pending = len(decoder.getstate()[0])
+                try:
+                    text = decoder.decode(raw, final=final)
+                except UnicodeDecodeError as exc:
+                    # exc.object starts with the bytes the decoder held back (pending).
+                    at = offset - pending + exc.start
+                    bad = exc.object[exc.start : exc.start + 1].hex()
+                    raise InputError(
+                        f"{self.label} is not valid UTF-8: byte 0x{bad} at byte offset {at}"
+                    ) from None
+                offset += len(raw)
+                self.nbytes = offset
+                self.chars += len(text)
+                if text:
+                    yield text
+                if final:
+                    return
+        finally:
+            if self.stream is None:
+                fh.close()
+
+    def read(self) -> str:
+        return "".join(self.blocks())
+
+    def lines(self) -> Iterator[str]:
+        """Lines without their ``\\n`` (a ``\\r`` stays: text round-trips exactly)."""
+        rest = ""
+        for block in self.blocks():
+            parts = (rest + block).split("\n")
+            rest = parts.pop()
+            yield from parts
+        if rest:
+            yield rest
+
+    def chunks(self, splittable: bool, size: int = BLOCK) -> Iterator[str]:
+        """The text in pieces that tokenize the same apart as together.
+
+        A piece ends after a line break that has a non-space character on both
+        sides: GPT-2-style and BERT pre-tokenizers always cut there. Tokenizers
+        without such a pre-tokenizer get the whole text at once.
+        """
+        if not splittable:
+            yield self.read()
+            return
+        buf = ""
+        for block in self.blocks(size):
+            buf += block
+            if len(buf) < size:
+                continue
+            cut = _safe_cut(buf)
+            if cut > 0:
+                yield buf[:cut]
+                buf = buf[cut:]
+        if buf:
+            yield buf
+
+
+def _safe_cut(buf: str) -> int:
+    """Index just after the last ``\\n`` with a non-space character on each side (or 0)."""
+    pos = buf.rfind("\n", 0, len(buf) - 1)
+    while pos > 0:
+        if not buf[pos - 1].isspace() and not buf[pos + 1].isspace():
+            return pos + 1
+        pos = buf.rfind("\n", 0, pos)
+    return 0
+
+
+def stdin_is_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def text_source(text: str | None, file: Path | None, *, what: str = "TEXT") -> TextSource:
+    """Pick the input: TEXT, ``-`` for stdin, ``--file PATH``, or piped stdin."""
+    if text is not None and file is not None:
+        raise UsageError(f"give {what} or --file, not both")
+    if file is not None:
+        if str(file) == "-":
+            return _stdin()
+        if file.is_dir():
+            raise InputError(f"cannot read {file}: it is a folder")
+        if not file.exists():
+            raise InputError(f"cannot read {file}: no such file")
+        return TextSource(str(file), path=file)
+    if text == "-" or (text is None and not stdin_is_tty()):
+        return _stdin()
+    if text is None:
+        raise UsageError(f"give {what}, --file PATH, or pipe text on stdin")
+    return TextSource("argument", text=text)
+
+
+def _stdin() -> TextSource:
+    return TextSource("stdin", stream=sys.stdin.buffer)
+
+
+# --- IDs and token records ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdSequence:
+    """IDs read from input; ``line`` is where they came from (1-based), for messages."""
+
+    ids: list[int]
+    line: int
+    tokens: list[str] | None = None  # from token records: their vocabulary strings
+
+
+def parse_id(word: str, where: str) -> int:
+    try:
+        return int(word)
+    except ValueError:
+        raise InputError(f"{where}: {word!r} is not a token ID (an integer)") from None
+
+
+def ids_from_words(words: Iterable[str]) -> IdSequence:
+    ids = [parse_id(w, "argument") for arg in words for w in arg.replace(",", " ").split()]
+    if not ids:
+        raise InputError("no token IDs given")
+    return IdSequence(ids, 0)
+
+
+def read_id_input(source: TextSource) -> Iterator[IdSequence]:
+    """IDs from lines of space-separated integers, or from token records (JSON Lines).
+
+    Lines of IDs give one sequence per line. Token records give one sequence for
+    each run of records whose ``index`` counts up from 0 (one ``tokenize`` call).
+    """
+    current: list[int] = []
+    tokens: list[str] = []
+    start_line = 0
+    any_line = False
+    for number, line in enumerate(source.lines(), 1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        any_line = True
+        if stripped.startswith("{"):
+            record = _parse_record(stripped, number, source.label)
+            if record.get("index") == 0 and current:
+                yield IdSequence(current, start_line, tokens)
+                current, tokens = [], []
+            if not current:
+                start_line = number
+            current.append(record["id"])
+            tokens.append(str(record.get("token", "")))
+        else:
+            if current:
+                yield IdSequence(current, start_line, tokens)
+                current, tokens = [], []
+            where = f"{source.label} line {number}"
+            yield IdSequence([parse_id(w, where) for w in stripped.replace(",", " ").split()], number)
+    if current:
+        yield IdSequence(current, start_line, tokens)
+    if not any_line:
+        raise InputError(f"empty input ({source.label}): no token IDs or records")
+
+
+def _parse_record(line: str, number: int, label: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        raise InputError(f"{label} line {number}: malformed JSON ({exc.msg})") from None
+    if not isinstance(record, dict) or "id" not in record:
+        raise InputError(f"{label} line {number}: a token record needs an \"id\"")
+    token_id = record["id"]
+    if not isinstance(token_id, int) or isinstance(token_id, bool):
+        raise InputError(f"{label} line {number}: \"id\" must be an integer, not {token_id!r}")
+    return record

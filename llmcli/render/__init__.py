@@ -1,0 +1,1 @@
+"""Turn core results into what a person or a pipeline reads: tables, JSON, TSV, arrays."""

@@ -1,0 +1,59 @@
+"""The registry and the store, as a table or JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmcli.core.store_info import ModelRow
+from llmcli.models.pull import PullResult
+from llmcli.models.registry import ModelSpec
+from llmcli.render.output import console, open_output, write_json, write_jsonl
+
+
+def megabytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def emit(rows: list[ModelRow], fmt: str, output: Path | None) -> None:
+    with open_output(output) as fh:
+        if fmt == "jsonl":
+            write_jsonl(fh, (r.to_dict() for r in rows))
+        elif fmt == "json":
+            write_json(fh, [r.to_dict() for r in rows])
+        else:
+            _table(console(fh), rows)
+
+
+def _table(out: object, rows: list[ModelRow]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    for name, kwargs in (
+        ("name", {"style": "bold"}), ("kind", {}), ("layers x heads", {}),
+        ("vocab", {"justify": "right"}), ("download", {"justify": "right"}),
+        ("stored", {"justify": "right"}), ("licence", {}), ("installed", {"justify": "center"}),
+        ("path", {"style": "dim", "overflow": "fold"}),
+    ):  # fmt: skip
+        table.add_column(name, **kwargs)  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(
+            r.name, r.kind, r.shape or "—", f"{r.vocab_size:,}", megabytes(r.download_size),
+            megabytes(r.stored_size), r.licence,
+            "[green]yes[/]" if r.installed else "[dim]no[/]", r.path,
+        )  # fmt: skip
+    out.print(table)  # type: ignore[attr-defined]
+
+
+def terms_notice(spec: ModelSpec) -> str:
+    return (
+        f"{spec.name} is provided under and subject to the {spec.licence} "
+        f"({spec.terms_url}); by pulling it you accept them. A copy is stored with the model."
+    )
+
+
+def pull_line(result: PullResult) -> str:
+    verb = "pulled" if result.pulled else "already in the store:"
+    return f"{verb} {result.name} ({megabytes(result.size)}) -> {result.path}"

@@ -1,0 +1,44 @@
+"""Progress bars and notices on stderr, for long model work."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from llmcli.render.output import err_console
+
+
+class RichReporter:
+    """Draws each step as a rich progress bar (or spinner) on stderr."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.console = err_console()
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"[bold cyan]llmpath:[/] {message}", markup=True)
+
+    @contextlib.contextmanager
+    def step(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        if self.quiet or not self.console.is_terminal:
+            yield lambda n: None
+            return
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        columns = [SpinnerColumn(), TextColumn("{task.description}")]
+        if total:
+            columns += [BarColumn(), DownloadColumn()]
+        columns.append(TimeElapsedColumn())
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            task = progress.add_task(description, total=total)
+            yield lambda n: progress.advance(task, n)
+            if total:
+                progress.update(task, completed=total)

@@ -1,0 +1,211 @@
+"""How tokens look: a terminal table that shows boundaries and spaces, or text formats."""
+
+from __future__ import annotations
+
+import json
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from llmcli.core.inputs import TextSource
+from llmcli.core.tokenize import TokenRecord
+from llmcli.render.output import console, open_output, write_json, write_jsonl, write_tsv
+
+TSV_FIELDS = ["index", "id", "token", "text", "start", "end", "bytes", "special"]
+# Token boundaries are shown by alternating background colours.
+PALETTE = ["on #264f78", "on #5a3d7a", "on #2f6b4f", "on #7a5a2a", "on #7a2f3f"]
+MAX_TABLE_ROWS = 1000
+
+
+def visible(text: str) -> str:
+    """Make whitespace and control characters visible: ``·`` space, ``↵`` newline."""
+    out = []
+    for ch in text:
+        if ch == " ":
+            out.append("·")
+        elif ch == "\n":
+            out.append("↵")
+        elif ch == "\t":
+            out.append("→")
+        elif ch == "\r":
+            out.append("␍")
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def shown_text(record: TokenRecord) -> str:
+    """The token's text, or its bytes where they are only part of a character."""
+    if "\\x" in record.text and not record.special:
+        try:
+            bytes.fromhex(record.bytes).decode("utf-8")
+        except UnicodeDecodeError:
+            return "‹" + " ".join(record.bytes[i : i + 2] for i in range(0, len(record.bytes), 2)) + "›"
+    return visible(record.text)
+
+
+def strip(records: Sequence[TokenRecord]) -> Any:
+    """The tokens side by side, each on its own background colour."""
+    from rich.text import Text
+
+    line = Text()
+    for record in records:
+        style = "bold reverse" if record.special else PALETTE[record.index % len(PALETTE)]
+        line.append(shown_text(record), style=style)
+    return line
+
+
+def summary_line(label: str, vocab: int, count: int, chars: int, nbytes: int) -> str:
+    per = f", {chars / count:.2f} characters a token" if count else ""
+    return (
+        f"{count:,} tokens from {chars:,} characters ({nbytes:,} bytes){per} · "
+        f"{label}, vocabulary {vocab:,}"
+    )
+
+
+def render_table(
+    console: Any, records: Iterable[TokenRecord], *, label: str, vocab: int, source: TextSource
+) -> None:
+    """The tokens as a strip and a table; very long inputs show the first rows only."""
+    from rich import box
+    from rich.table import Table
+
+    shown: list[TokenRecord] = []
+    count = 0
+    for record in records:
+        if count < MAX_TABLE_ROWS:
+            shown.append(record)
+        count += 1
+    console.print(strip(shown))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("token")
+    table.add_column("text")
+    table.add_column("ID", justify="right", style="bold cyan")
+    table.add_column("chars", justify="right", style="dim")
+    table.add_column("bytes", style="dim")
+    for record in shown:
+        style = PALETTE[record.index % len(PALETTE)]
+        tag = "  [magenta](special)[/]" if record.special else ""
+        table.add_row(
+            str(record.index),
+            _escape(visible(record.token)) + tag,
+            f"[{style}]{_escape(shown_text(record))}[/]",
+            str(record.id),
+            f"{record.start}–{record.end}",
+            " ".join(record.bytes[i : i + 2] for i in range(0, len(record.bytes), 2)),
+        )
+    console.print(table)
+    if count > len(shown):
+        console.print(
+            f"[yellow]… {count - len(shown):,} more tokens not shown; "
+            "use -f jsonl or -f tsv for all of them[/]"
+        )
+    console.print(summary_line(label, vocab, count, source.chars, source.nbytes))
+
+
+def render_comparison(
+    console: Any, results: Sequence[tuple[str, int, Sequence[TokenRecord]]], text: str
+) -> None:
+    """Several tokenizers on the same text: their cuts, counts and IDs."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
+    table.add_column("model", style="bold")
+    table.add_column("vocab", justify="right", style="dim")
+    table.add_column("tokens", justify="right", style="bold cyan")
+    table.add_column("how the text is cut")
+    table.add_column("IDs", style="dim", overflow="fold")
+    for label, vocab, records in results:
+        shown = records[:MAX_TABLE_ROWS]
+        ids = " ".join(str(r.id) for r in shown)
+        table.add_row(label, f"{vocab:,}", str(len(records)), strip(shown), ids)
+    console.print(table)
+    console.print(f"{len(text):,} characters, {len(text.encode('utf-8', 'surrogatepass')):,} bytes")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def emit_tokens(
+    records: Iterator[TokenRecord], fmt: str, output: Path | None, *,
+    label: str, vocab: int, source: TextSource,
+) -> None:  # fmt: skip
+    """Write one tokenizer's records in ``fmt`` (streamed: constant memory)."""
+    with open_output(output) as fh:
+        if fmt == "table":
+            render_table(console(fh), records, label=label, vocab=vocab, source=source)
+        elif fmt == "jsonl":
+            write_jsonl(fh, (r.to_dict() for r in records))
+        elif fmt == "tsv":
+            write_tsv(fh, TSV_FIELDS, (_tsv_row(r) for r in records))
+        else:  # json: one object, the token list streamed inside it
+            fh.write('{"model": ' + json.dumps(label) + ', "vocab_size": ' + str(vocab))
+            fh.write(', "tokens": [')
+            count = 0
+            for record in records:
+                fh.write(("\n  " if count == 0 else ",\n  ") + json.dumps(record.to_dict(), ensure_ascii=False))
+                count += 1
+            fh.write(f"\n], \"count\": {count}, \"characters\": {source.chars}, ")
+            fh.write(f"\"bytes\": {source.nbytes}}}\n")
+
+
+def emit_comparison(
+    results: Sequence[tuple[str, int, Sequence[TokenRecord]]], fmt: str, output: Path | None,
+    text: str,
+) -> None:  # fmt: skip
+    """Several tokenizers on the same text; records carry a ``model`` field."""
+    rows = ({"model": label, **r.to_dict()} for label, _, records in results for r in records)
+    with open_output(output) as fh:
+        if fmt == "table":
+            render_comparison(console(fh), results, text)
+        elif fmt == "jsonl":
+            write_jsonl(fh, rows)
+        elif fmt == "tsv":
+            write_tsv(
+                fh, ["model", *TSV_FIELDS],
+                ([label, *_tsv_row(r)] for label, _, records in results for r in records),
+            )  # fmt: skip
+        else:
+            write_json(fh, [
+                {"model": label, "vocab_size": vocab, "count": len(records),
+                 "tokens": [r.to_dict() for r in records]}
+                for label, vocab, records in results
+            ])  # fmt: skip
+
+
+def emit_id_lines(lines: Iterable[list[int]], output: Path | None) -> None:
+    """IDs separated by spaces, one line per input line."""
+    with open_output(output) as fh:
+        buf: list[str] = []
+        size = 0
+        for ids in lines:
+            line = " ".join(map(str, ids))
+            buf.append(line)
+            size += len(line)
+            if size > 1 << 16:
+                fh.write("\n".join(buf) + "\n")
+                buf, size = [], 0
+        if buf:
+            fh.write("\n".join(buf) + "\n")
+
+
+def emit_decoded(texts: Iterable[str], fmt: str | None, output: Path | None) -> None:
+    """Decoded text: one line per ID sequence, or a JSON list with ``-f json``."""
+    with open_output(output) as fh:
+        if fmt == "json":
+            write_json(fh, [{"text": t} for t in texts])
+        else:
+            for text in texts:
+                fh.write(text + "\n")
+
+
+def _tsv_row(r: TokenRecord) -> list[object]:
+    return [r.index, r.id, r.token, r.text, r.start, r.end, r.bytes, r.special]
