@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,7 @@ def gguf_to_folder(gguf: Path, out: Path) -> dict[str, Any]:
         raise ModelError(f"converting a GGUF file needs {exc.name}: pip install {exc.name}") from exc
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    os.environ.setdefault("TQDM_DISABLE", "1")  # our own progress line is on stderr
     folder, name = str(gguf.parent), gguf.name
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -208,4 +210,7 @@ def gguf_to_folder(gguf: Path, out: Path) -> dict[str, Any]:
         raise ModelError(f"GGUF conversion lost weights: missing {missing}, unexpected {unexpected}")
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
-    return {"architecture": type(model).__name__, "parameters": sum(p.numel() for p in state.values())}
+    return {
+        "architecture": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }

@@ -112,7 +112,7 @@ REGISTRY: dict[str, ModelSpec] = {
             name="minilm",
             kind="encoder",
             description="all-MiniLM-L6-v2, a BERT sentence encoder (WordPiece, uncased)",
-            licence="Apache-2.0 (model), MIT (package)",
+            licence="Apache-2.0",
             source_format="hf-folder",
             distributions=(
                 Distribution(

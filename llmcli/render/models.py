@@ -6,6 +6,7 @@ from pathlib import Path
 
 from llmcli.core.store_info import ModelRow
 from llmcli.models.pull import PullResult
+from llmcli.models import store
 from llmcli.models.registry import ModelSpec
 from llmcli.render.output import console, open_output, write_json, write_jsonl
 
@@ -32,19 +33,29 @@ def _table(out: object, rows: list[ModelRow]) -> None:
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
     for name, kwargs in (
-        ("name", {"style": "bold"}), ("kind", {}), ("layers x heads", {}),
-        ("vocab", {"justify": "right"}), ("download", {"justify": "right"}),
-        ("stored", {"justify": "right"}), ("licence", {}), ("installed", {"justify": "center"}),
-        ("path", {"style": "dim", "overflow": "fold"}),
+        ("name", {"style": "bold", "no_wrap": True}), ("kind", {}),
+        ("layers x heads", {"no_wrap": True}), ("vocab", {"justify": "right"}),
+        ("stored", {"justify": "right", "no_wrap": True}), ("licence", {"no_wrap": True}),
+        ("installed", {"justify": "center", "no_wrap": True}),
+        ("path", {"style": "dim", "overflow": "ellipsis"}),
     ):  # fmt: skip
         table.add_column(name, **kwargs)  # type: ignore[arg-type]
     for r in rows:
         table.add_row(
-            r.name, r.kind, r.shape or "—", f"{r.vocab_size:,}", megabytes(r.download_size),
+            r.name, r.kind, r.shape or "—", f"{r.vocab_size:,}",
             megabytes(r.stored_size), r.licence,
-            "[green]yes[/]" if r.installed else "[dim]no[/]", r.path,
+            "[green]yes[/]" if r.installed else "[dim]no[/]", _short(r.path),
         )  # fmt: skip
     out.print(table)  # type: ignore[attr-defined]
+    out.print(f"[dim]store: {store.home()} (set LLMPATH_HOME to move it)[/]")  # type: ignore[attr-defined]
+
+
+def _short(path: str) -> str:
+    """A store path relative to the store's root, which the line under the table names."""
+    try:
+        return str(Path(path).relative_to(store.home()))
+    except ValueError:
+        return path
 
 
 def terms_notice(spec: ModelSpec) -> str:

@@ -37,24 +37,49 @@ def visible(text: str) -> str:
     return "".join(out)
 
 
+def is_partial(record: TokenRecord) -> bool:
+    """True when the token's bytes are only part of a UTF-8 character."""
+    try:
+        bytes.fromhex(record.bytes).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def hex_bytes(record: TokenRecord) -> str:
+    return " ".join(record.bytes[i : i + 2] for i in range(0, len(record.bytes), 2))
+
+
 def shown_text(record: TokenRecord) -> str:
-    """The token's text, or its bytes where they are only part of a character."""
-    if "\\x" in record.text and not record.special:
-        try:
-            bytes.fromhex(record.bytes).decode("utf-8")
-        except UnicodeDecodeError:
-            return "‹" + " ".join(record.bytes[i : i + 2] for i in range(0, len(record.bytes), 2)) + "›"
+    """The token's text, or ``‹e6 97›`` where its bytes are only part of a character."""
+    if not record.special and is_partial(record):
+        return f"‹{hex_bytes(record)}›"
     return visible(record.text)
 
 
-def strip(records: Sequence[TokenRecord]) -> Any:
-    """The tokens side by side, each on its own background colour."""
+def strip(records: Sequence[TokenRecord], text: str | None = None) -> Any:
+    """The text cut into tokens, each on its own background colour.
+
+    With the input ``text``, each token shows the characters it covers (so a
+    lower-casing tokenizer still shows the text as written, and skipped spaces
+    stay visible, dimmed); bytes that are part of a character show as hex.
+    """
     from rich.text import Text
 
     line = Text()
+    pos = 0
     for record in records:
         style = "bold reverse" if record.special else PALETTE[record.index % len(PALETTE)]
+        if text is not None and not record.special and not is_partial(record):
+            if record.start >= pos and record.end > record.start:
+                line.append(visible(text[pos : record.start]), style="dim")
+                line.append(visible(text[record.start : record.end]), style=style)
+                pos = record.end
+                continue
         line.append(shown_text(record), style=style)
+        pos = max(pos, record.end)
+    if text is not None and pos < len(text) and len(records) < MAX_TABLE_ROWS:
+        line.append(visible(text[pos:]), style="dim")
     return line
 
 
@@ -79,7 +104,7 @@ def render_table(
         if count < MAX_TABLE_ROWS:
             shown.append(record)
         count += 1
-    console.print(strip(shown))
+    console.print(strip(shown, source.text))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
     table.add_column("#", justify="right", style="dim")
     table.add_column("token")
@@ -96,7 +121,7 @@ def render_table(
             f"[{style}]{_escape(shown_text(record))}[/]",
             str(record.id),
             f"{record.start}–{record.end}",
-            " ".join(record.bytes[i : i + 2] for i in range(0, len(record.bytes), 2)),
+            hex_bytes(record),
         )
     console.print(table)
     if count > len(shown):
@@ -123,7 +148,7 @@ def render_comparison(
     for label, vocab, records in results:
         shown = records[:MAX_TABLE_ROWS]
         ids = " ".join(str(r.id) for r in shown)
-        table.add_row(label, f"{vocab:,}", str(len(records)), strip(shown), ids)
+        table.add_row(label, f"{vocab:,}", str(len(records)), strip(shown, text), ids)
     console.print(table)
     console.print(f"{len(text):,} characters, {len(text.encode('utf-8', 'surrogatepass')):,} bytes")
 
