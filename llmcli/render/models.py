@@ -33,11 +33,11 @@ def _table(out: object, rows: list[ModelRow]) -> None:
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
     for name, kwargs in (
-        ("name", {"style": "bold", "no_wrap": True}), ("kind", {}),
-        ("layers x heads", {"no_wrap": True}), ("vocab", {"justify": "right"}),
-        ("stored", {"justify": "right", "no_wrap": True}), ("licence", {"no_wrap": True}),
+        ("name", {"style": "bold", "no_wrap": True}), ("kind", {"no_wrap": True}),
+        ("layers x heads", {"no_wrap": True}), ("vocab", {"justify": "right", "no_wrap": True}),
+        ("stored", {"justify": "right", "no_wrap": True}), ("licence", {}),
         ("installed", {"justify": "center", "no_wrap": True}),
-        ("path", {"style": "dim", "overflow": "ellipsis"}),
+        ("path", {"style": "dim", "overflow": "fold", "min_width": 12}),
     ):  # fmt: skip
         table.add_column(name, **kwargs)  # type: ignore[arg-type]
     for r in rows:
