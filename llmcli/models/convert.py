@@ -178,6 +178,7 @@ def gguf_to_folder(gguf: Path, out: Path) -> dict[str, Any]:
     The weights are stored in float32: 4-bit values are exact there (not in
     bf16/fp16), so later loads give the same numbers as a direct GGUF load.
     """
+    os.environ.setdefault("TQDM_DISABLE", "1")  # our own progress line is on stderr
     try:
         import torch
         import transformers
@@ -186,7 +187,6 @@ def gguf_to_folder(gguf: Path, out: Path) -> dict[str, Any]:
         raise ModelError(f"converting a GGUF file needs {exc.name}: pip install {exc.name}") from exc
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    os.environ.setdefault("TQDM_DISABLE", "1")  # our own progress line is on stderr
     folder, name = str(gguf.parent), gguf.name
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)

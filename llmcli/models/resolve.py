@@ -111,7 +111,10 @@ def _convert_gguf(path: Path, rep: Reporter) -> Path:
 
 def _from_hub(repo_id: str, rep: Reporter) -> Path:
     if store.offline():
-        raise OfflineError(f"{repo_id} looks like a hub id, but downloads are off")
+        raise OfflineError(
+            f"{repo_id} looks like a hub id, but downloads are off "
+            "(LLMPATH_OFFLINE/HF_HUB_OFFLINE); give a local folder instead"
+        )
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:  # pragma: no cover
