@@ -143,8 +143,8 @@ def render_comparison(
     table.add_column("model", style="bold")
     table.add_column("vocab", justify="right", style="dim")
     table.add_column("tokens", justify="right", style="bold cyan")
-    table.add_column("how the text is cut")
-    table.add_column("IDs", style="dim", overflow="fold")
+    table.add_column("how the text is cut", overflow="fold", ratio=3)
+    table.add_column("IDs", style="dim", overflow="fold", ratio=2)
     for label, vocab, records in results:
         shown = records[:MAX_TABLE_ROWS]
         ids = " ".join(str(r.id) for r in shown)
