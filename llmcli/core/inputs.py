@@ -186,19 +186,26 @@ def ids_from_words(words: Iterable[str]) -> IdSequence:
 def read_id_input(source: TextSource) -> Iterator[IdSequence]:
     """IDs from lines of space-separated integers, or from token records (JSON Lines).
 
-    Lines of IDs give one sequence per line. Token records give one sequence for
-    each run of records whose ``index`` counts up from 0 (one ``tokenize`` call).
+    Lines of IDs give one sequence per line; a blank line among them is an empty
+    sequence (an empty line of text), so that ``-f ids`` output decodes back to
+    every line. Token records give one sequence for each run of records whose
+    ``index`` counts up from 0 (one ``tokenize`` call); blank lines there are ignored.
     """
     current: list[int] = []
     tokens: list[str] = []
     start_line = 0
     any_line = False
+    blanks: list[int] = []  # blank lines seen since the last non-blank one
+    last_was_ids = False
     for number, line in enumerate(source.lines(), 1):
         stripped = line.strip()
         if not stripped:
+            blanks.append(number)
             continue
         any_line = True
         if stripped.startswith("{"):
+            blanks.clear()
+            last_was_ids = False
             record = _parse_record(stripped, number, source.label)
             if record.get("index") == 0 and current:
                 yield IdSequence(current, start_line, tokens)
@@ -211,10 +218,17 @@ def read_id_input(source: TextSource) -> Iterator[IdSequence]:
             if current:
                 yield IdSequence(current, start_line, tokens)
                 current, tokens = [], []
+            for blank in blanks:
+                yield IdSequence([], blank)
+            blanks.clear()
+            last_was_ids = True
             where = f"{source.label} line {number}"
             yield IdSequence([parse_id(w, where) for w in stripped.replace(",", " ").split()], number)
     if current:
         yield IdSequence(current, start_line, tokens)
+    if last_was_ids:
+        for blank in blanks:
+            yield IdSequence([], blank)
     if not any_line:
         raise InputError(f"empty input ({source.label}): no token IDs or records")
 
