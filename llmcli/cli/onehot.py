@@ -8,11 +8,8 @@ import typer
 
 from llmcli.cli.options import InputFile, Model, OneHotFormatOpt, Output, Quiet, Special
 from llmcli.core import inputs
-from llmcli.core import onehot as core
-from llmcli.core import tokenize as tokens
 from llmcli.models.resolve import resolve
 from llmcli.models.tokenizer import LoadedTokenizer
-from llmcli.render import onehot as render
 from llmcli.render.output import choose_format
 from llmcli.render.progress import RichReporter
 
@@ -38,6 +35,11 @@ def onehot(
     quiet: Quiet = False,
 ) -> None:
     """One-hot vectors of tokens: a single 1 at the token's ID, zeros elsewhere."""
+    # numpy loads only when this command runs, so other commands start faster.
+    from llmcli.core import onehot as core
+    from llmcli.core import tokenize as tokens
+    from llmcli.render import onehot as render
+
     fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
     tok = LoadedTokenizer.for_model(resolve(model, reporter=RichReporter(quiet)))
     if text:

@@ -86,13 +86,19 @@ class TextSource:
 
     def lines(self) -> Iterator[str]:
         """Lines without their ``\\n`` (a ``\\r`` stays: text round-trips exactly)."""
+        for batch in self.line_batches():
+            yield from batch
+
+    def line_batches(self, size: int = BLOCK) -> Iterator[list[str]]:
+        """The lines of ``lines()``, a list of them for each block of about ``size`` bytes read."""
         rest = ""
-        for block in self.blocks():
+        for block in self.blocks(size):
             parts = (rest + block).split("\n")
             rest = parts.pop()
-            yield from parts
+            if parts:
+                yield parts
         if rest:
-            yield rest
+            yield [rest]
 
     def chunks(self, splittable: bool, size: int = BLOCK) -> Iterator[str]:
         """The text in pieces that tokenize the same apart as together.

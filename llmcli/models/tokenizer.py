@@ -61,10 +61,11 @@ class LoadedTokenizer:
         from tokenizers import Tokenizer
 
         path = folder / "tokenizer.json"
+        # tokenizers reports a missing file as a plain Exception: check first.
+        if not path.is_file():
+            raise ModelError(f"{label} has no tokenizer.json in {folder}")
         try:
             hf = Tokenizer.from_file(str(path))
-        except FileNotFoundError as exc:
-            raise ModelError(f"{label} has no tokenizer.json in {folder}") from exc
         except Exception as exc:
             raise ModelError(f"cannot load the tokenizer of {label} ({path}): {exc}") from exc
         hf.no_truncation()
@@ -159,7 +160,7 @@ class LoadedTokenizer:
     def encode_batch_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """IDs for each text, as the model's own tokenizer gives them (no BOS/EOS)."""
         if self.tiktoken is not None:
-            return list(self.tiktoken.encode_batch(list(texts), allowed_special="all"))
+            return _tiktoken_batch(self.tiktoken, texts)
         encodings = self.hf.encode_batch_fast(list(texts), add_special_tokens=False)
         return [e.ids for e in encodings]
 
@@ -174,6 +175,32 @@ class LoadedTokenizer:
                 data = b"".join(self.token_bytes(i) for i in ids)
             return data.decode("utf-8", errors="backslashreplace")
         return str(self.hf.decode(list(ids), skip_special_tokens=False))
+
+
+def _tiktoken_batch(enc: Any, texts: Sequence[str]) -> list[list[int]]:
+    """tiktoken's IDs for each text, from one call on the texts joined by a special token.
+
+    tiktoken encodes the text between two special tokens on its own, so the IDs of
+    the joined text are each text's IDs with the separator's ID between them: one
+    call instead of one a text (many short lines encode several times faster).
+    Should a text hold the special token itself, the separators do not add up and
+    each text is encoded on its own.
+    """
+    if len(texts) < 2 or len(enc.special_tokens_set) != 1:
+        return [enc.encode(text, allowed_special="all") for text in texts]
+    (sep_text,) = enc.special_tokens_set
+    sep = enc.encode_single_token(sep_text)
+    ids = enc.encode(sep_text.join(texts), allowed_special="all")
+    if ids.count(sep) != len(texts) - 1:
+        return [enc.encode(text, allowed_special="all") for text in texts]
+    out = []
+    start = 0
+    for _ in range(len(texts) - 1):
+        end = ids.index(sep, start)
+        out.append(ids[start:end])
+        start = end + 1
+    out.append(ids[start:])
+    return out
 
 
 _BYTE_DECODER: dict[str, int] = {}
