@@ -8,6 +8,7 @@ import typer
 
 from llmcli.cli.options import InputFile, Model, OneHotFormatOpt, Output, Quiet, Special
 from llmcli.core import inputs
+from llmcli.errors import UsageError
 from llmcli.models.resolve import resolve
 from llmcli.models.tokenizer import LoadedTokenizer
 from llmcli.render.output import choose_format
@@ -40,6 +41,8 @@ def onehot(
     from llmcli.core import tokenize as tokens
     from llmcli.render import onehot as render
 
+    if text and file is not None:
+        raise UsageError("give TEXT or --file, not both")
     fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
     tok = LoadedTokenizer.for_model(resolve(model, reporter=RichReporter(quiet)))
     if text:

@@ -1,0 +1,205 @@
+"""Shared fixtures: an isolated store for every test, and tiny tokenizers built on the spot.
+
+Tests under ``tests/integration/`` are marked ``integration`` here and keep the
+environment their own fixtures set up; every other test gets an empty store in a
+temporary folder and ``LLMPATH_OFFLINE=1``, so nothing can reach the network or
+the user's cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+INTEGRATION = TESTS / "integration"
+
+# A few sentences to train the tiny tokenizers on: ASCII, accents, CJK and an emoji,
+# so that some characters end up split across byte-level tokens.
+CORPUS = [
+    "It's a blue sundress.",
+    "The cat sat on the mat.",
+    "A kitten is a young cat; a tractor is not.",
+    "Tractors plough the fields in spring.",
+    "naïve café, crème brûlée and 日本語.",
+    "Hello world!\nSecond line here.\n",
+]
+EOT = "<|endoftext|>"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """An empty store and no downloads, for every test that is not an integration test."""
+    if request.node.get_closest_marker("integration"):
+        return
+    monkeypatch.setenv("LLMPATH_HOME", str(tmp_path_factory.mktemp("store")))
+    monkeypatch.setenv("LLMPATH_OFFLINE", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    for var in ("LLMPATH_DEBUG", "HF_HUB_OFFLINE", "FORCE_COLOR", "NO_COLOR"):
+        monkeypatch.delenv(var, raising=False)
+
+
+# --- tiny tokenizers ---------------------------------------------------------------------
+
+
+def _train_bpe(folder: Path) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=[EOT], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )  # fmt: skip
+    tok.train_from_iterator(CORPUS * 5, trainer)
+    folder.mkdir(parents=True)
+    tok.save(str(folder / "tokenizer.json"))
+    config = {"bos_token": EOT, "eos_token": EOT, "unk_token": EOT, "model_max_length": 64}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+def _train_wordpiece(folder: Path) -> Path:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        show_progress=False,
+    )  # fmt: skip
+    tok.train_from_iterator(CORPUS * 5, trainer)
+    folder.mkdir(parents=True)
+    tok.save(str(folder / "tokenizer.json"))
+    config = {"cls_token": "[CLS]", "sep_token": "[SEP]", "unk_token": "[UNK]"}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bpe_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A byte-level BPE tokenizer folder (GPT-2 style, ~365 tokens, <|endoftext|> = BOS/EOS)."""
+    return _train_bpe(tmp_path_factory.mktemp("tiny") / "tinybpe")
+
+
+@pytest.fixture(scope="session")
+def wordpiece_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BERT-like WordPiece tokenizer folder (lower-cased, [CLS]/[SEP])."""
+    return _train_wordpiece(tmp_path_factory.mktemp("tiny") / "tinywp")
+
+
+@pytest.fixture(scope="session")
+def bpe_ref(bpe_dir: Path):  # type: ignore[no-untyped-def]
+    """The BPE tokenizer loaded straight with the tokenizers library: the expected values."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(bpe_dir / "tokenizer.json"))
+
+
+@pytest.fixture(scope="session")
+def wordpiece_ref(wordpiece_dir: Path):  # type: ignore[no-untyped-def]
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(wordpiece_dir / "tokenizer.json"))
+
+
+# --- running the command line ------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+    out_bytes: bytes = b""
+
+    def jsonl(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """Run ``llmcli.cli.main(args)`` in this process; ``stdin`` bytes replace standard input."""
+    import io
+
+    from llmcli.cli import main
+
+    def run(*args: object, stdin: bytes | None = None) -> Result:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        captured = capsys.readouterr()
+        code = exc.value.code if isinstance(exc.value.code, int) else 0
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def llmpath_cmd(*args: object) -> list[str]:
+    return [sys.executable, "-m", "llmcli", *(str(a) for a in args)]
+
+
+@pytest.fixture
+def run_llmpath() -> Callable[..., Result]:
+    """Run ``python -m llmcli ARGS`` in a subprocess (stdin: bytes, or nothing)."""
+
+    def run(*args: object, stdin: bytes | None = None, timeout: float = 60) -> Result:
+        proc = subprocess.run(
+            llmpath_cmd(*args), input=stdin if stdin is not None else b"",
+            capture_output=True, timeout=timeout, env=dict(os.environ),
+        )  # fmt: skip
+        return Result(
+            proc.returncode, proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"), proc.stdout,
+        )  # fmt: skip
+
+    return run
+
+
+def assert_one_error(result: Result, code: int, *fragments: str) -> str:
+    """A single ``Error: ...`` line on stderr with ``code``, no traceback, nothing on stdout."""
+    lines = result.err.splitlines()
+    assert result.code == code, result.err
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("Error: "), result.err
+    assert "Traceback" not in result.err
+    assert result.out == ""
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def one_error() -> Callable[..., str]:
+    """``one_error(result, code, *fragments)``: see ``assert_one_error``."""
+    return assert_one_error
+
+
+@pytest.fixture
+def store_home() -> Iterator[Path]:
+    """The isolated store folder of the current test."""
+    yield Path(os.environ["LLMPATH_HOME"])
