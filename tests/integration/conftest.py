@@ -1,0 +1,217 @@
+"""Integration tests run against the real registry models in a real store.
+
+The store is the folder named by ``LLMPATH_TEST_HOME`` if set, else the user's
+default store. The four registry models are pulled into it once per session
+(a no-op for those already there); a failed pull fails every test loudly.
+During the tests downloads are off, so nothing is fetched behind their back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmcli.models.tokenizer import LoadedTokenizer
+
+MODELS = ("gpt2", "minilm", "smollm2", "gemma3-270m")
+# Left out of every test's environment: they would change what the commands print.
+UNSET = ("LLMPATH_DEBUG", "HF_HUB_OFFLINE", "FORCE_COLOR", "NO_COLOR")
+
+
+def _command() -> list[str]:
+    """The installed ``llmpath`` script next to this Python, else ``python -m llmcli``."""
+    script = Path(sys.executable).parent / "llmpath"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "llmcli"]
+
+
+LLMPATH = _command()
+
+
+def _store_root() -> Path:
+    env = os.environ.get("LLMPATH_TEST_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("llmpath", appauthor=False))
+
+
+@pytest.fixture(scope="session")
+def real_store() -> Path:
+    """The real store, with the four registry models pulled into it."""
+    root = _store_root()
+    env = {k: v for k, v in os.environ.items() if k not in ("LLMPATH_OFFLINE", "HF_HUB_OFFLINE")}
+    env["LLMPATH_HOME"] = str(root)
+    proc = subprocess.run(
+        [*LLMPATH, "pull", *MODELS],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.fail(
+            f"'llmpath pull {' '.join(MODELS)}' into {root} failed (exit {proc.returncode}); "
+            f"the integration tests need these models.\nstdout:\n{proc.stdout}\n"
+            f"stderr:\n{proc.stderr}",
+            pytrace=False,
+        )
+    for name in MODELS:
+        if not (root / "models" / name / "llmpath.json").is_file():
+            pytest.fail(f"{name} is not in {root} after pulling it", pytrace=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def model_dir(real_store: Path) -> Callable[[str], Path]:
+    def folder(name: str) -> Path:
+        return real_store / "models" / name
+
+    return folder
+
+
+@pytest.fixture(scope="session")
+def loaded(real_store: Path) -> Callable[[str], LoadedTokenizer]:
+    """``loaded(name)``: the model's LoadedTokenizer, loaded once per session."""
+    cache: dict[str, LoadedTokenizer] = {}
+
+    def get(name: str) -> LoadedTokenizer:
+        if name not in cache:
+            cache[name] = LoadedTokenizer.from_folder(name, real_store / "models" / name)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def reference(real_store: Path) -> Callable[[str], Any]:
+    """``reference(name)``: the store folder's tokenizer.json loaded directly with
+    the ``tokenizers`` library (truncation and padding off), once per session."""
+    from tokenizers import Tokenizer
+
+    cache: dict[str, Any] = {}
+
+    def get(name: str) -> Any:
+        if name not in cache:
+            tok = Tokenizer.from_file(str(real_store / "models" / name / "tokenizer.json"))
+            tok.no_truncation()
+            tok.no_padding()
+            cache[name] = tok
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def stdlib_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 3 MB of real text: Python standard library sources, in a fixed order."""
+    import sysconfig
+
+    lib = Path(sysconfig.get_paths()["stdlib"])
+    parts: list[str] = []
+    size = 0
+    for path in sorted(lib.glob("*.py")) + sorted(lib.glob("*/*.py")):
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        parts.append(text)
+        size += len(text.encode("utf-8"))
+        if size >= 3_000_000:
+            break
+    assert size >= 3_000_000, f"only {size} bytes of sources found under {lib}"
+    out = tmp_path_factory.mktemp("text") / "stdlib.txt"
+    out.write_text("".join(parts), encoding="utf-8", newline="")
+    return out
+
+
+@dataclass
+class Run:
+    """A finished ``llmpath`` subprocess, its output decoded as UTF-8."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def records(self) -> list[dict[str, Any]]:
+        """stdout read as JSON Lines."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+def _store_env(store: Path) -> dict[str, str]:
+    """The environment of every integration test: the real store, no downloads."""
+    return {
+        "LLMPATH_HOME": str(store),
+        "LLMPATH_OFFLINE": "1",
+        "COLUMNS": "200",  # tables are not wrapped at 80 columns in a pipe
+    }
+
+
+@pytest.fixture(autouse=True)
+def _use_real_store(real_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every integration test (in-process and its subprocesses) uses the real store."""
+    for key, value in _store_env(real_store).items():
+        monkeypatch.setenv(key, value)
+    for key in UNSET:
+        monkeypatch.delenv(key, raising=False)
+    return real_store
+
+
+@pytest.fixture(scope="session")
+def llmpath(real_store: Path) -> Callable[..., Run]:
+    """``llmpath(args, input=b"", check=True)``: run the command line in a subprocess
+    (stdout a pipe) against the real store; usable from fixtures of any scope."""
+
+    def run(args: Sequence[str], input: str | bytes = b"", check: bool = True) -> Run:
+        data = input.encode("utf-8") if isinstance(input, str) else input
+        env = {k: v for k, v in os.environ.items() if k not in UNSET}
+        env.update(_store_env(real_store))
+        proc = subprocess.run([*LLMPATH, *args], input=data, capture_output=True, env=env)
+        result = Run(
+            list(args), proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"llmpath {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+            )
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def expected_special(real_store: Path) -> Callable[[str], tuple[int | None, int | None]]:
+    """``(bos_id, eos_id)`` read straight from a folder's tokenizer_config.json and
+    tokenizer.json: the BOS token (else the CLS token) and EOS token (else SEP)."""
+
+    def ids(name: str) -> tuple[int | None, int | None]:
+        folder = real_store / "models" / name
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        table = {t["content"]: t["id"] for t in tokenizer.get("added_tokens", [])}
+        vocab = tokenizer["model"]["vocab"]
+
+        def lookup(*keys: str) -> int | None:
+            for key in keys:
+                value = config.get(key)
+                if isinstance(value, dict):
+                    value = value.get("content")
+                if isinstance(value, str):
+                    if value in table:
+                        return int(table[value])
+                    if isinstance(vocab, dict) and value in vocab:
+                        return int(vocab[value])
+            return None
+
+        return lookup("bos_token", "cls_token"), lookup("eos_token", "sep_token")
+
+    return ids
