@@ -9,7 +9,7 @@ import typer
 
 from llmcli.cli.options import ListFormatOpt, Output, Quiet
 from llmcli.core import store_info
-from llmcli.models import registry
+from llmcli.models import registry, store
 from llmcli.models.pull import pull_many
 from llmcli.render import models as render
 from llmcli.render.output import choose_format
@@ -35,7 +35,7 @@ def pull(
     specs = store_info.specs_to_pull(names or [], all_models, from_file or [])
     reporter = RichReporter(quiet)
     for spec in specs:
-        if spec.terms_url:
+        if spec.terms_url and (force or not store.is_installed(spec.name)):
             reporter.note(render.terms_notice(spec))
     for result in pull_many(specs, from_files=from_file or [], force=force, reporter=reporter):
         typer.echo(render.pull_line(result))

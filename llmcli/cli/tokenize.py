@@ -61,7 +61,7 @@ def tokenize(
     if fmt_name == "ids":
         if len(toks) > 1:
             raise UsageError("-f ids takes one model; use -f jsonl or tsv to compare")
-        render.emit_id_lines(core.stream_id_lines(toks[0], source, special=special), output)
+        render.emit_id_lines(core.stream_id_batches(toks[0], source, special=special), output)
     elif len(toks) == 1:
         tok = toks[0]
         records = core.stream_tokens(tok, source, special=special)

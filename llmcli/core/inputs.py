@@ -91,14 +91,17 @@ class TextSource:
 
     def line_batches(self, size: int = BLOCK) -> Iterator[list[str]]:
         """The lines of ``lines()``, a list of them for each block of about ``size`` bytes read."""
-        rest = ""
+        rest: list[str] = []  # the start of a line that goes on in the next block
         for block in self.blocks(size):
-            parts = (rest + block).split("\n")
-            rest = parts.pop()
-            if parts:
-                yield parts
-        if rest:
-            yield [rest]
+            if "\n" not in block:
+                rest.append(block)
+                continue
+            parts = block.split("\n")
+            parts[0] = "".join([*rest, parts[0]])
+            rest = [parts.pop()]
+            yield parts
+        if last := "".join(rest):
+            yield [last]
 
     def chunks(self, splittable: bool, size: int = BLOCK) -> Iterator[str]:
         """The text in pieces that tokenize the same apart as together.
@@ -242,7 +245,7 @@ def read_id_input(source: TextSource) -> Iterator[IdSequence]:
 def _parse_record(line: str, number: int, label: str) -> dict[str, Any]:
     try:
         record = json.loads(line)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise InputError(f"{label} line {number}: malformed JSON ({exc.msg})") from None
     if not isinstance(record, dict) or "id" not in record:
         raise InputError(f"{label} line {number}: a token record needs an \"id\"")

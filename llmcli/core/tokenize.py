@@ -6,22 +6,34 @@ piece by its vocabulary ID: the integers are all the model ever sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+import os
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 from llmcli.core.inputs import TextSource
 from llmcli.models.tokenizer import LoadedTokenizer
 
-ID_BATCH_CHARS = 1 << 20
+# Records are made from chunks of about this many characters: an encoding with
+# offsets takes a few hundred bytes a token, so memory stays small and flat.
+RECORD_CHUNK_CHARS = 1 << 16
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+# Lines are encoded in batches of about this many bytes: large enough that a call
+# costs little, small enough that the few batches held at once stay small.
+ID_BATCH_BYTES = 1 << 18
 
 
-@dataclass(frozen=True)
-class TokenRecord:
+class TokenRecord(NamedTuple):
     """One token, the record every subcommand reads and writes.
 
     ``token`` is the vocabulary string (``Ġblue``), ``text`` the text it stands
     for (`` blue``), ``start``/``end`` character offsets in the input, ``bytes``
     the hex of the token's bytes (a byte-level token may hold part of a character).
+    A named tuple: millions are made for a large input, and tuples are cheap.
     """
 
     index: int
@@ -34,22 +46,16 @@ class TokenRecord:
     special: bool
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        # Written out: this runs once per token.
+        return {
+            "index": self.index, "id": self.id, "token": self.token, "text": self.text,
+            "start": self.start, "end": self.end, "bytes": self.bytes, "special": self.special,
+        }  # fmt: skip
 
 
 def _record(tok: LoadedTokenizer, index: int, token_id: int, start: int, end: int) -> TokenRecord:
-    data = tok.token_bytes(token_id)
-    special = token_id in tok.special_ids
-    return TokenRecord(
-        index=index,
-        id=token_id,
-        token=tok.token(token_id),
-        text=data.decode("utf-8", errors="backslashreplace"),
-        start=start,
-        end=end,
-        bytes=data.hex(),
-        special=special,
-    )
+    token, text, hexbytes, special = tok.describe(token_id)
+    return TokenRecord(index, token_id, token, text, start, end, hexbytes, special)
 
 
 def tokenize(tok: LoadedTokenizer, text: str, *, special: bool = False) -> list[TokenRecord]:
@@ -70,9 +76,11 @@ def stream_tokens(
     if special and tok.bos_id is not None:
         yield _record(tok, index, tok.bos_id, 0, 0)
         index += 1
-    for chunk in source.chunks(tok.splittable):
+    for chunk in source.chunks(tok.splittable, RECORD_CHUNK_CHARS):
         encoding = tok.hf.encode(chunk, add_special_tokens=False)
-        for token_id, (start, end) in zip(encoding.ids, encoding.offsets):
+        ids, offsets = encoding.ids, encoding.offsets
+        del encoding  # the tokenizer's own copy is large: keep one chunk's at most
+        for token_id, (start, end) in zip(ids, offsets):
             yield _record(tok, index, token_id, base + start, base + end)
             index += 1
         base += len(chunk)
@@ -80,28 +88,75 @@ def stream_tokens(
         yield _record(tok, index, tok.eos_id, base, base)
 
 
+@dataclass(frozen=True)
+class IdLines:
+    """The IDs of a run of lines, in one flat list: fast to make and to write out.
+
+    ``end`` stands between two lines (it is no ID of these lines); ``before`` and
+    ``after`` are the IDs each line starts and ends with (BOS/EOS with ``--special``).
+    """
+
+    ids: list[int]
+    end: int
+    before: tuple[int, ...] = ()
+    after: tuple[int, ...] = ()
+
+    def lines(self) -> Iterator[list[int]]:
+        """The IDs of each line, ``before`` and ``after`` included."""
+        ids, start = self.ids, 0
+        while True:
+            try:
+                stop = ids.index(self.end, start)
+            except ValueError:
+                stop = len(ids)
+            yield [*self.before, *ids[start:stop], *self.after]
+            if stop == len(ids):
+                return
+            start = stop + 1
+
+
 def stream_id_lines(
     tok: LoadedTokenizer, source: TextSource, *, special: bool = False
 ) -> Iterator[list[int]]:
-    """IDs of each input line (without its line break), encoded in batches."""
-    prefix = [tok.bos_id] if special and tok.bos_id is not None else []
-    suffix = [tok.eos_id] if special and tok.eos_id is not None else []
-    for batch in _batches(source.lines()):
-        for ids in tok.encode_batch_ids(batch):
-            yield prefix + ids + suffix if special else ids
+    """IDs of each input line (without its line break); ``special`` adds BOS/EOS to each."""
+    for batch in stream_id_batches(tok, source, special=special):
+        yield from batch.lines()
 
 
-def _batches(lines: Iterable[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
-    size = 0
-    for line in lines:
-        batch.append(line)
-        size += len(line)
-        if size >= ID_BATCH_CHARS:
-            yield batch
-            batch, size = [], 0
-    if batch:
-        yield batch
+def stream_id_batches(
+    tok: LoadedTokenizer, source: TextSource, *, special: bool = False
+) -> Iterator[IdLines]:
+    """``stream_id_lines`` a batch at a time: the lines of each block read.
+
+    The next batches are encoded in worker threads (the tokenizers release the GIL)
+    while this one is written out; a few batches at most are held (constant memory).
+    """
+    before = (tok.bos_id,) if special and tok.bos_id is not None else ()
+    after = (tok.eos_id,) if special and tok.eos_id is not None else ()
+    tok.line_separator  # noqa: B018 (found once here, not by each worker thread)
+    for ids, end in _encoded_ahead(tok, source.line_batches(ID_BATCH_BYTES)):
+        yield IdLines(ids, end, before, after)
+
+
+def _encoded_ahead(
+    tok: LoadedTokenizer, batches: Iterator[list[str]]
+) -> Iterator[tuple[list[int], int]]:
+    """``tok.encode_lines`` of each batch, in order, by threads working ahead of the reader."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = min(2, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers, thread_name_prefix="llmpath-encode") as pool:
+        pending: deque[Future[tuple[list[int], int]]] = deque()
+        try:
+            for lines in batches:
+                pending.append(pool.submit(tok.encode_lines, lines))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def records_for_ids(tok: LoadedTokenizer, ids: list[int]) -> list[TokenRecord]:

@@ -55,6 +55,7 @@ class LoadedTokenizer:
             pre.startswith("ByteLevel(") and "use_regex=True" in pre
         ) or pre.startswith("BertPreTokenizer")
         self._bytes_cache: dict[int, bytes] = {}
+        self._describe_cache: dict[int, tuple[str, str, str, bool]] = {}
 
     @classmethod
     def from_folder(cls, label: str, folder: Path) -> LoadedTokenizer:
@@ -138,6 +139,24 @@ class LoadedTokenizer:
         self._bytes_cache[token_id] = data
         return data
 
+    def describe(self, token_id: int) -> tuple[str, str, str, bool]:
+        """``(token, text, bytes as hex, special)`` of an ID, computed once per ID.
+
+        ``text`` is the token's bytes as UTF-8, with ``\\xNN`` for bytes that are only
+        part of a character (never U+FFFD).
+        """
+        info = self._describe_cache.get(token_id)
+        if info is None:
+            data = self.token_bytes(token_id)
+            info = (
+                self.token(token_id),
+                data.decode("utf-8", errors="backslashreplace"),
+                data.hex(),
+                token_id in self.special_ids,
+            )
+            self._describe_cache[token_id] = info
+        return info
+
     # --- many tokens ----------------------------------------------------------------
 
     @cached_property
@@ -157,12 +176,62 @@ class LoadedTokenizer:
             special_tokens=GPT2_SPECIAL,
         )
 
-    def encode_batch_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """IDs for each text, as the model's own tokenizer gives them (no BOS/EOS)."""
+    def encode_lines(self, lines: Sequence[str]) -> tuple[list[int], int]:
+        """The IDs of all ``lines`` in one list, and the ID that stands between two lines.
+
+        Each line is encoded on its own, as the model's tokenizer does it (no BOS/EOS).
+        The ID between lines is none that the lines themselves give: -1, or the
+        special token of ``line_separator``. One flat list is much faster to make and
+        to write out than a list for each line.
+
+        >>> tok.encode_lines(["It's", "", "a"])                   # doctest: +SKIP
+        ([1026, 338, 50256, 50256, 64], 50256)
+        """
+        if self.line_separator is not None:
+            separator, end = self.line_separator
+            ids = self._encode_one(separator.join(lines))
+            # A line that holds the separator itself adds one: encode line by line.
+            if ids.count(end) == len(lines) - 1:
+                return ids, end
+        return _flat(self._encode_each(lines)), -1
+
+    @cached_property
+    def line_separator(self) -> tuple[str, int] | None:
+        """A special token (text, ID) that cuts lines apart without changing their IDs.
+
+        The text between two special tokens is encoded on its own, so lines joined by
+        one encode, in one call, to each line's IDs with the token's ID between them.
+        tiktoken works so; for a ``tokenizers`` tokenizer a probe checks it (it fails
+        where the start of a text is treated apart, as with Metaspace's
+        ``prepend_scheme="first"``, or where the token takes the spaces around it).
+        """
         if self.tiktoken is not None:
-            return _tiktoken_batch(self.tiktoken, texts)
-        encodings = self.hf.encode_batch_fast(list(texts), add_special_tokens=False)
-        return [e.ids for e in encodings]
+            text = min(self.tiktoken.special_tokens_set, default=None)
+            return None if text is None else (text, self.tiktoken.encode_single_token(text))
+        unknown = getattr(self.hf.model, "unk_token", None)  # the model gives it too
+        for token_id, token in sorted(self.hf.get_added_tokens_decoder().items()):
+            if token.special and token.content != unknown and not (
+                token.lstrip or token.rstrip or token.normalized
+            ):
+                candidate = (str(token.content), int(token_id))
+                break
+        else:
+            return None
+        text, end = candidate
+        expected = _flat(self._encode_each(_PROBE_LINES))
+        joined = self._encode_one(text.join(_PROBE_LINES))
+        return candidate if joined == [end if i == -1 else i for i in expected] else None
+
+    def _encode_one(self, text: str) -> list[int]:
+        if self.tiktoken is not None:
+            ids: list[int] = self.tiktoken.encode(text, allowed_special="all")
+            return ids
+        return self.hf.encode_batch_fast([text], add_special_tokens=False)[0].ids
+
+    def _encode_each(self, texts: Sequence[str]) -> list[list[int]]:
+        if self.tiktoken is not None:
+            return [self.tiktoken.encode(t, allowed_special="all") for t in texts]
+        return [e.ids for e in self.hf.encode_batch_fast(list(texts), add_special_tokens=False)]
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text for IDs. Bytes that do not complete a character are shown as ``\\xNN``."""
@@ -177,30 +246,20 @@ class LoadedTokenizer:
         return str(self.hf.decode(list(ids), skip_special_tokens=False))
 
 
-def _tiktoken_batch(enc: Any, texts: Sequence[str]) -> list[list[int]]:
-    """tiktoken's IDs for each text, from one call on the texts joined by a special token.
+# Lines that show whether a separator token changes the IDs around it.
+_PROBE_LINES = [
+    "It's a blue sundress.", "", "  two  spaces  ", "\tand a tab", "naïve café 日本語 🙂",
+    " x", "y ", "The cat sat on the mat.", "123 4567",
+]  # fmt: skip
 
-    tiktoken encodes the text between two special tokens on its own, so the IDs of
-    the joined text are each text's IDs with the separator's ID between them: one
-    call instead of one a text (many short lines encode several times faster).
-    Should a text hold the special token itself, the separators do not add up and
-    each text is encoded on its own.
-    """
-    if len(texts) < 2 or len(enc.special_tokens_set) != 1:
-        return [enc.encode(text, allowed_special="all") for text in texts]
-    (sep_text,) = enc.special_tokens_set
-    sep = enc.encode_single_token(sep_text)
-    ids = enc.encode(sep_text.join(texts), allowed_special="all")
-    if ids.count(sep) != len(texts) - 1:
-        return [enc.encode(text, allowed_special="all") for text in texts]
-    out = []
-    start = 0
-    for _ in range(len(texts) - 1):
-        end = ids.index(sep, start)
-        out.append(ids[start:end])
-        start = end + 1
-    out.append(ids[start:])
-    return out
+
+def _flat(per_line: list[list[int]]) -> list[int]:
+    """The lists in one, -1 between two of them."""
+    ids: list[int] = []
+    for line_ids in per_line:
+        ids += line_ids
+        ids.append(-1)
+    return ids[:-1]
 
 
 _BYTE_DECODER: dict[str, int] = {}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
-
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from llmcli.core.inputs import TextSource
-from llmcli.core.tokenize import TokenRecord
+from llmcli.core.tokenize import IdLines, TokenRecord
 from llmcli.render.output import console, open_output, write_json, write_jsonl, write_tsv
 
 TSV_FIELDS = ["index", "id", "token", "text", "start", "end", "bytes", "special"]
@@ -168,7 +168,7 @@ def emit_tokens(
         if fmt == "table":
             render_table(console(fh), records, label=label, vocab=vocab, source=source)
         elif fmt == "jsonl":
-            write_jsonl(fh, (r.to_dict() for r in records))
+            write_record_lines(fh, records)
         elif fmt == "tsv":
             write_tsv(fh, TSV_FIELDS, (_tsv_row(r) for r in records))
         else:  # json: one object, the token list streamed inside it
@@ -206,20 +206,35 @@ def emit_comparison(
             ])  # fmt: skip
 
 
-def emit_id_lines(lines: Iterable[list[int]], output: Path | None) -> None:
+class _IdWords(dict[int, str]):
+    """Each ID's decimal text and a space, made once: a look-up is faster than ``str``."""
+
+    def __missing__(self, token_id: int) -> str:
+        word = self[token_id] = f"{token_id} "
+        return word
+
+
+@functools.lru_cache(maxsize=8)
+def _id_words(end: int, line_break: str) -> Callable[[int], str]:
+    """``_IdWords`` in which the ID ``end`` becomes ``line_break``."""
+    return _IdWords({end: line_break}).__getitem__
+
+
+def emit_id_lines(batches: Iterable[IdLines], output: Path | None) -> None:
     """IDs separated by spaces, one line per input line."""
     with open_output(output) as fh:
-        buf: list[str] = []
-        size = 0
-        for ids in lines:
-            line = " ".join(map(str, ids))
-            buf.append(line)
-            size += len(line)
-            if size > 1 << 16:
-                fh.write("\n".join(buf) + "\n")
-                buf, size = [], 0
-        if buf:
-            fh.write("\n".join(buf) + "\n")
+        for batch in batches:
+            fh.write(id_lines_text(batch))
+
+
+def id_lines_text(batch: IdLines) -> str:
+    """The lines of a batch, each ended by a line break: ``"1026 338\\n64\\n"``."""
+    before = "".join(f"{i} " for i in batch.before)
+    after = "".join(f"{i} " for i in batch.after)
+    words = _id_words(batch.end, after + "\n" + before)
+    text = before + "".join(map(words, batch.ids)) + after
+    # Each ID is written with a space after it: drop the space that ends a line.
+    return text.replace(" \n", "\n").removesuffix(" ") + "\n"
 
 
 def emit_decoded(texts: Iterable[str], fmt: str | None, output: Path | None) -> None:
@@ -230,6 +245,26 @@ def emit_decoded(texts: Iterable[str], fmt: str | None, output: Path | None) -> 
         else:
             for text in texts:
                 fh.write(text + "\n")
+
+
+def write_record_lines(fh: IO[str], records: Iterable[TokenRecord]) -> None:
+    """Token records as JSON Lines; what does not change with position is encoded once per ID.
+
+    Gives the same text as ``json.dumps(record.to_dict(), ensure_ascii=False)``.
+    """
+    parts: dict[int, tuple[str, str]] = {}
+    buf: list[str] = []
+    for r in records:
+        part = parts.get(r.id)
+        if part is None:
+            head = json.dumps({"id": r.id, "token": r.token, "text": r.text}, ensure_ascii=False)
+            tail = json.dumps({"bytes": r.bytes, "special": r.special})
+            part = parts[r.id] = (head[1:-1], tail[1:-1])
+        buf.append(f'{{"index": {r.index}, {part[0]}, "start": {r.start}, "end": {r.end}, {part[1]}}}\n')
+        if len(buf) >= 4096:
+            fh.write("".join(buf))
+            buf.clear()
+    fh.write("".join(buf))
 
 
 def _tsv_row(r: TokenRecord) -> list[object]:
