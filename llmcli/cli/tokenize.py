@@ -65,8 +65,10 @@ def tokenize(
     elif len(toks) == 1:
         tok = toks[0]
         records = core.stream_tokens(tok, source, special=special)
-        render.emit_tokens(records, fmt_name, output, label=tok.label, vocab=tok.vocab_size,
-                           source=source)  # fmt: skip
+        render.emit_tokens(
+            records, fmt_name, output, label=tok.label, vocab=tok.vocab_size, source=source,
+            lossless=tok.byte_level or tok.byte_fallback,
+        )  # fmt: skip
     else:
         text_all = source.read()
         results = [

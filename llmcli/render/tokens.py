@@ -92,9 +92,14 @@ def summary_line(label: str, vocab: int, count: int, chars: int, nbytes: int) ->
 
 
 def render_table(
-    console: Any, records: Iterable[TokenRecord], *, label: str, vocab: int, source: TextSource
-) -> None:
-    """The tokens as a strip and a table; very long inputs show the first rows only."""
+    console: Any, records: Iterable[TokenRecord], *, label: str, vocab: int, source: TextSource,
+    lossless: bool = False,
+) -> None:  # fmt: skip
+    """The tokens as a strip and a table; very long inputs show the first rows only.
+
+    ``lossless``: the tokenizer's tokens should hold every byte of the text (byte-level
+    BPE); where they do not, a note says how many bytes its vocabulary dropped.
+    """
     from rich import box
     from rich.table import Table
 
@@ -130,6 +135,14 @@ def render_table(
             "use -f jsonl or -f tsv for all of them[/]"
         )
     console.print(summary_line(label, vocab, count, source.chars, source.nbytes))
+    if lossless and source.text is not None and count == len(shown):
+        covered = b"".join(bytes.fromhex(r.bytes) for r in shown if not r.special)
+        wanted = source.text.encode("utf-8", "surrogatepass")
+        if covered != wanted:
+            console.print(
+                f"[yellow]note: the tokens hold {len(covered):,} of the text's {len(wanted):,} "
+                f"bytes: {label}'s tokenizer drops what its vocabulary has no token for[/]"
+            )
 
 
 def render_comparison(
@@ -161,12 +174,14 @@ def _escape(text: str) -> str:
 
 def emit_tokens(
     records: Iterator[TokenRecord], fmt: str, output: Path | None, *,
-    label: str, vocab: int, source: TextSource,
+    label: str, vocab: int, source: TextSource, lossless: bool = False,
 ) -> None:  # fmt: skip
     """Write one tokenizer's records in ``fmt`` (streamed: constant memory)."""
     with open_output(output) as fh:
         if fmt == "table":
-            render_table(console(fh), records, label=label, vocab=vocab, source=source)
+            render_table(
+                console(fh), records, label=label, vocab=vocab, source=source, lossless=lossless
+            )
         elif fmt == "jsonl":
             write_record_lines(fh, records)
         elif fmt == "tsv":
