@@ -56,6 +56,16 @@ class OneHotFormat(str, Enum):
     npz = "npz"
 
 
+class EmbedFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    csv = "csv"
+    npy = "npy"
+    npz = "npz"
+    png = "png"
+
+
 class ListFormat(str, Enum):
     table = "table"
     jsonl = "jsonl"
@@ -76,3 +86,26 @@ ListFormatOpt = Annotated[
     ListFormat | None,
     typer.Option("--format", "-f", help=_FORMAT_HELP, show_default=False, case_sensitive=False),
 ]
+EmbedFormatOpt = Annotated[
+    EmbedFormat | None,
+    typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: the vectors; png: a picture.",
+                 show_default=False, case_sensitive=False),
+]  # fmt: skip
+Device = Annotated[
+    str,
+    typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda or mps."),
+]
+Dtype = Annotated[
+    str,
+    typer.Option("--dtype", help="auto (float32, as stored), float32, float16 or bfloat16."),
+]
+DeviceMap = Annotated[
+    str | None,
+    typer.Option("--device-map", help="'auto': spread a model too large for one device over "
+                 "the GPUs and the CPU (needs accelerate).", show_default=False),
+]  # fmt: skip
+TrustRemoteCode = Annotated[
+    bool,
+    typer.Option("--trust-remote-code", help="Run model code shipped with a hub model (off: "
+                 "only transformers' own code runs)."),
+]  # fmt: skip

@@ -1,0 +1,102 @@
+"""``llmpath embed``: how near words are, as one-hot vectors and as learned embeddings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llmcli.cli.options import (
+    Device,
+    DeviceMap,
+    Dtype,
+    EmbedFormatOpt,
+    InputFile,
+    Output,
+    Quiet,
+    TrustRemoteCode,
+)
+from llmcli.core import inputs
+from llmcli.errors import UsageError
+from llmcli.models.resolve import resolve
+from llmcli.models.tokenizer import LoadedTokenizer
+from llmcli.render.output import choose_format
+from llmcli.render.progress import RichReporter
+
+FORMATS = ["table", "jsonl", "json", "csv", "npy", "npz", "png"]
+
+
+def embed(
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(help="Words or phrases to compare (default: cat kitten tractor).",
+                       show_default=False),
+    ] = None,
+    file: InputFile = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="A model with weights (registry name or folder).")
+    ] = "minilm",
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", "-k", help="onehot, input, contextual (repeat or comma-separate). "
+                     "Default: all three.", show_default=False),
+    ] = None,
+    metric: Annotated[
+        str, typer.Option("--metric", help="cosine, euclidean or dot.")
+    ] = "cosine",
+    neighbors: Annotated[
+        int, typer.Option("--neighbors", "-n", help="Also list the K nearest vocabulary tokens.",
+                          min=0, metavar="K")
+    ] = 0,
+    fmt: EmbedFormatOpt = None,
+    output: Output = None,
+    device: Device = "auto",
+    dtype: Dtype = "auto",
+    device_map: DeviceMap = None,
+    trust_remote_code: TrustRemoteCode = False,
+    quiet: Quiet = False,
+) -> None:
+    """Compare words as one-hot vectors and as the model's learned embeddings."""
+    from llmcli.core import embed as core
+    from llmcli.models.loader import load_model
+    from llmcli.render import embed as render
+
+    given = list(words or [])
+    if given and file is not None:
+        raise UsageError("give WORDS or --file, not both")
+    if given == ["-"] or file is not None:
+        source = inputs.text_source(None, file, what="WORDS")
+        given = [line for line in source.lines() if line.strip()] or [""]
+    elif not given and not inputs.stdin_is_tty():
+        # Words piped in, one per line; nothing piped: the default words.
+        given = [line for line in _stdin_lines() if line.strip()]
+    kinds = [k.strip() for item in (kind or ["onehot,input,contextual"]) for k in item.split(",")]
+    for k in kinds:
+        core.check_choice(k, core.KINDS, "kind")
+    core.check_choice(metric, core.METRICS, "metric")
+    fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
+    word_list = core.check_words(given or list(core.DEFAULT_WORDS))
+    resolved = resolve(model, reporter=RichReporter(quiet))
+    tok = LoadedTokenizer.for_model(resolved)
+    loaded = None
+    if any(k != "onehot" for k in kinds) or neighbors:
+        loaded = load_model(resolved, device=device, dtype=dtype, device_map=device_map,
+                            trust_remote_code=trust_remote_code)  # fmt: skip
+    result = core.embed(word_list, tok, loaded, kinds=kinds, metric=metric, k_neighbors=neighbors)
+    render.emit(result, fmt_name, output)
+
+
+def _stdin_lines() -> list[str]:
+    import sys
+
+    if sys.stdin is None or sys.stdin.closed:
+        return []
+    source = inputs.TextSource("stdin", stream=sys.stdin.buffer)
+    try:
+        return list(source.lines())
+    except Exception as exc:  # an empty pipe is no error here: the default words are used
+        from llmcli.errors import InputError
+
+        if isinstance(exc, InputError) and "empty input" in str(exc):
+            return []
+        raise
