@@ -133,7 +133,8 @@ def stream_id_batches(
     """
     before = (tok.bos_id,) if special and tok.bos_id is not None else ()
     after = (tok.eos_id,) if special and tok.eos_id is not None else ()
-    tok.line_separator  # noqa: B018 (found once here, not by each worker thread)
+    # Found once here (it may load the engine), not by each worker thread.
+    tok.line_separator  # noqa: B018
     for ids, end in _encoded_ahead(tok, source.line_batches(ID_BATCH_BYTES)):
         yield IdLines(ids, end, before, after)
 
