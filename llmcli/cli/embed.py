@@ -9,9 +9,13 @@ import typer
 from llmcli.cli.options import (
     Device,
     DeviceMap,
+    DeviceName,
     Dtype,
+    DtypeName,
     EmbedFormatOpt,
     InputFile,
+    Metric,
+    MetricName,
     Output,
     Quiet,
     TrustRemoteCode,
@@ -41,17 +45,15 @@ def embed(
         typer.Option("--kind", "-k", help="onehot, input, contextual (repeat or comma-separate). "
                      "Default: all three.", show_default=False),
     ] = None,
-    metric: Annotated[
-        str, typer.Option("--metric", help="cosine, euclidean or dot.")
-    ] = "cosine",
+    metric: Metric = MetricName.cosine,
     neighbors: Annotated[
         int, typer.Option("--neighbors", "-n", help="Also list the K nearest vocabulary tokens.",
                           min=0, metavar="K")
     ] = 0,
     fmt: EmbedFormatOpt = None,
     output: Output = None,
-    device: Device = "auto",
-    dtype: Dtype = "auto",
+    device: Device = DeviceName.auto,
+    dtype: Dtype = DtypeName.auto,
     device_map: DeviceMap = None,
     trust_remote_code: TrustRemoteCode = False,
     quiet: Quiet = False,
@@ -73,16 +75,18 @@ def embed(
     kinds = [k.strip() for item in (kind or ["onehot,input,contextual"]) for k in item.split(",")]
     for k in kinds:
         core.check_choice(k, core.KINDS, "kind")
-    core.check_choice(metric, core.METRICS, "metric")
+    metric_name = core.check_choice(metric.value, core.METRICS, "metric")
     fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
     word_list = core.check_words(given or list(core.DEFAULT_WORDS))
     resolved = resolve(model, reporter=RichReporter(quiet))
     tok = LoadedTokenizer.for_model(resolved)
     loaded = None
     if any(k != "onehot" for k in kinds) or neighbors:
-        loaded = load_model(resolved, device=device, dtype=dtype, device_map=device_map,
+        loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
                             trust_remote_code=trust_remote_code)  # fmt: skip
-    result = core.embed(word_list, tok, loaded, kinds=kinds, metric=metric, k_neighbors=neighbors)
+    result = core.embed(
+        word_list, tok, loaded, kinds=kinds, metric=metric_name, k_neighbors=neighbors
+    )
     render.emit(result, fmt_name, output)
 
 

@@ -91,13 +91,37 @@ EmbedFormatOpt = Annotated[
     typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: the vectors; png: a picture.",
                  show_default=False, case_sensitive=False),
 ]  # fmt: skip
+class DeviceName(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class DtypeName(str, Enum):
+    auto = "auto"
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
+class MetricName(str, Enum):
+    cosine = "cosine"
+    euclidean = "euclidean"
+    dot = "dot"
+
+
 Device = Annotated[
-    str,
-    typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda or mps."),
+    DeviceName,
+    typer.Option("--device", help="auto picks cuda, then mps, then cpu.", case_sensitive=False),
 ]
 Dtype = Annotated[
-    str,
-    typer.Option("--dtype", help="auto (float32, as stored), float32, float16 or bfloat16."),
+    DtypeName,
+    typer.Option("--dtype", help="auto keeps the stored float32.", case_sensitive=False),
+]
+Metric = Annotated[
+    MetricName,
+    typer.Option("--metric", help="How nearness is measured.", case_sensitive=False),
 ]
 DeviceMap = Annotated[
     str | None,
