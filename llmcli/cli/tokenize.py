@@ -34,7 +34,9 @@ def tokenize(
     special: Special = False,
     decode: Annotated[
         bool,
-        typer.Option("--decode", "-d", help="Turn IDs (arguments, or stdin: IDs or records) into text."),
+        typer.Option(
+            "--decode", "-d", help="Turn IDs (arguments, or stdin: IDs or records) into text."
+        ),
     ] = False,
     quiet: Quiet = False,
 ) -> None:

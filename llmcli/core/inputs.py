@@ -232,7 +232,9 @@ def read_id_input(source: TextSource) -> Iterator[IdSequence]:
             blanks.clear()
             last_was_ids = True
             where = f"{source.label} line {number}"
-            yield IdSequence([parse_id(w, where) for w in stripped.replace(",", " ").split()], number)
+            yield IdSequence(
+                [parse_id(w, where) for w in stripped.replace(",", " ").split()], number
+            )
     if current:
         yield IdSequence(current, start_line, tokens)
     if last_was_ids:
@@ -248,8 +250,8 @@ def _parse_record(line: str, number: int, label: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InputError(f"{label} line {number}: malformed JSON ({exc.msg})") from None
     if not isinstance(record, dict) or "id" not in record:
-        raise InputError(f"{label} line {number}: a token record needs an \"id\"")
+        raise InputError(f'{label} line {number}: a token record needs an "id"')
     token_id = record["id"]
     if not isinstance(token_id, int) or isinstance(token_id, bool):
-        raise InputError(f"{label} line {number}: \"id\" must be an integer, not {token_id!r}")
+        raise InputError(f'{label} line {number}: "id" must be an integer, not {token_id!r}')
     return record

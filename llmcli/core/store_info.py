@@ -36,10 +36,17 @@ def list_models() -> list[ModelRow]:
         installed = store.is_installed(spec.name)
         rows.append(
             ModelRow(
-                name=spec.name, kind=spec.kind, shape=spec.shape, layers=spec.layers,
-                heads=spec.heads, vocab_size=spec.vocab_size, download_size=spec.download_size,
+                name=spec.name,
+                kind=spec.kind,
+                shape=spec.shape,
+                layers=spec.layers,
+                heads=spec.heads,
+                vocab_size=spec.vocab_size,
+                download_size=spec.download_size,
                 stored_size=store.folder_size(folder) if installed else None,
-                licence=spec.licence, installed=installed, path=str(folder),
+                licence=spec.licence,
+                installed=installed,
+                path=str(folder),
                 description=spec.description,
             )  # fmt: skip
         )

@@ -10,7 +10,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from llmcli.core.inputs import TextSource
 from llmcli.models.tokenizer import LoadedTokenizer
@@ -27,13 +27,14 @@ if TYPE_CHECKING:
 ID_BATCH_BYTES = 1 << 18
 
 
-class TokenRecord(NamedTuple):
+@dataclass(slots=True)
+class TokenRecord:
     """One token, the record every subcommand reads and writes.
 
     ``token`` is the vocabulary string (``Ġblue``), ``text`` the text it stands
     for (`` blue``), ``start``/``end`` character offsets in the input, ``bytes``
     the hex of the token's bytes (a byte-level token may hold part of a character).
-    A named tuple: millions are made for a large input, and tuples are cheap.
+    Slotted and not frozen: millions are made for a large input, and this is cheap.
     """
 
     index: int
@@ -170,8 +171,14 @@ def records_for_ids(tok: LoadedTokenizer, ids: list[int]) -> list[TokenRecord]:
         end = pos + len(record.text)
         records.append(
             TokenRecord(
-                record.index, record.id, record.token, record.text, pos, end,
-                record.bytes, record.special,
+                record.index,
+                record.id,
+                record.token,
+                record.text,
+                pos,
+                end,
+                record.bytes,
+                record.special,
             )  # fmt: skip
         )
         pos = end

@@ -20,9 +20,7 @@ from typing import Any
 from llmcli.errors import ModelError
 
 # GPT-2's pre-tokenizer pattern, as tiktoken and the Hugging Face ByteLevel step use it.
-GPT2_PATTERN = (
-    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-)
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 GPT2_SPECIAL = {"<|endoftext|>": 50256}
 TIKTOKEN_FILE = "gpt2.tiktoken"
 
@@ -184,7 +182,9 @@ def gguf_to_folder(gguf: Path, out: Path) -> dict[str, Any]:
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:  # pragma: no cover - dependencies of the package
-        raise ModelError(f"converting a GGUF file needs {exc.name}: pip install {exc.name}") from exc
+        raise ModelError(
+            f"converting a GGUF file needs {exc.name}: pip install {exc.name}"
+        ) from exc
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     folder, name = str(gguf.parent), gguf.name
@@ -192,7 +192,9 @@ def gguf_to_folder(gguf: Path, out: Path) -> dict[str, Any]:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     except ImportError as exc:
-        raise ModelError(f"converting a GGUF file needs {exc.name}: pip install {exc.name}") from exc
+        raise ModelError(
+            f"converting a GGUF file needs {exc.name}: pip install {exc.name}"
+        ) from exc
     except Exception as exc:
         raise ModelError(f"cannot read the GGUF file {gguf}: {exc}") from exc
     # A model loaded from GGUF may refuse save_pretrained: rebuild it from its
@@ -207,7 +209,9 @@ def gguf_to_folder(gguf: Path, out: Path) -> dict[str, Any]:
     tied = set(getattr(model, "_tied_weights_keys", None) or {})
     missing = [key for key in missing if key not in tied and "lm_head" not in key]
     if missing or unexpected:
-        raise ModelError(f"GGUF conversion lost weights: missing {missing}, unexpected {unexpected}")
+        raise ModelError(
+            f"GGUF conversion lost weights: missing {missing}, unexpected {unexpected}"
+        )
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
     return {

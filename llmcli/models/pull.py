@@ -106,9 +106,7 @@ def _verify(path: Path, expected: str, what: str, rep: Reporter) -> None:
         )
 
 
-def _fetch(
-    spec: ModelSpec, given: dict[str, Path], dest: Path, rep: Reporter
-) -> dict[str, Path]:
+def _fetch(spec: ModelSpec, given: dict[str, Path], dest: Path, rep: Reporter) -> dict[str, Path]:
     dest.mkdir(parents=True)
     out: dict[str, Path] = {}
     for dist in spec.distributions:
@@ -168,7 +166,7 @@ class _Archive:
                     self._refuse(info.filename)
         else:
             try:
-                self.tar = tarfile.open(path, "r:*")
+                self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
             except (tarfile.TarError, OSError) as exc:
                 raise ModelError(f"{path.name} is not a readable archive: {exc}") from exc
             self.zip = None
@@ -205,7 +203,7 @@ class _Archive:
         (self.zip or self.tar).close()  # type: ignore[union-attr]
 
 
-def _copy_member(archive: _Archive, name: str, dest: IO[bytes], digest: "hashlib._Hash") -> None:
+def _copy_member(archive: _Archive, name: str, dest: IO[bytes], digest: hashlib._Hash) -> None:
     with archive.open(name) as src:
         while block := src.read(fsutil.CHUNK):
             digest.update(block)
@@ -331,4 +329,3 @@ def pull_many(
         own = [p for p in from_files if p.name in {d.filename for d in spec.distributions}]
         results.append(pull(spec, from_files=own, force=force, reporter=reporter))
     return results
-

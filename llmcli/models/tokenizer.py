@@ -105,10 +105,7 @@ class LoadedTokenizer:
         return str(token)
 
     def out_of_range(self, token_id: int) -> str:
-        return (
-            f"ID {token_id} is outside the vocabulary of {self.label} "
-            f"(0..{self.vocab_size - 1})"
-        )
+        return f"ID {token_id} is outside the vocabulary of {self.label} (0..{self.vocab_size - 1})"
 
     def check_id(self, token_id: int) -> None:
         if not 0 <= token_id < self.vocab_size or self.hf.id_to_token(token_id) is None:
@@ -210,8 +207,10 @@ class LoadedTokenizer:
             return None if text is None else (text, self.tiktoken.encode_single_token(text))
         unknown = getattr(self.hf.model, "unk_token", None)  # the model gives it too
         for token_id, token in sorted(self.hf.get_added_tokens_decoder().items()):
-            if token.special and token.content != unknown and not (
-                token.lstrip or token.rstrip or token.normalized
+            if (
+                token.special
+                and token.content != unknown
+                and not (token.lstrip or token.rstrip or token.normalized)
             ):
                 candidate = (str(token.content), int(token_id))
                 break

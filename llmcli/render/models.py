@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmcli.core.store_info import ModelRow
-from llmcli.models.pull import PullResult
 from llmcli.models import store
+from llmcli.models.pull import PullResult
 from llmcli.models.registry import ModelSpec
 from llmcli.render.output import console, open_output, write_json, write_jsonl
 
@@ -39,7 +39,7 @@ def _table(out: object, rows: list[ModelRow]) -> None:
         ("installed", {"justify": "center", "no_wrap": True}),
         ("path", {"style": "dim", "overflow": "fold", "min_width": 12}),
     ):  # fmt: skip
-        table.add_column(name, **kwargs)  # type: ignore[arg-type]
+        table.add_column(name, **kwargs)
     for r in rows:
         table.add_row(
             r.name, r.kind, r.shape or "—", f"{r.vocab_size:,}",

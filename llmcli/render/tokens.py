@@ -70,12 +70,13 @@ def strip(records: Sequence[TokenRecord], text: str | None = None) -> Any:
     pos = 0
     for record in records:
         style = "bold reverse" if record.special else PALETTE[record.index % len(PALETTE)]
-        if text is not None and not record.special and not is_partial(record):
-            if record.start >= pos and record.end > record.start:
-                line.append(visible(text[pos : record.start]), style="dim")
-                line.append(visible(text[record.start : record.end]), style=style)
-                pos = record.end
-                continue
+        in_text = text is not None and not record.special and not is_partial(record)
+        if in_text and record.start >= pos and record.end > record.start:
+            assert text is not None
+            line.append(visible(text[pos : record.start]), style="dim")
+            line.append(visible(text[record.start : record.end]), style=style)
+            pos = record.end
+            continue
         line.append(shown_text(record), style=style)
         pos = max(pos, record.end)
     if text is not None and pos < len(text) and len(records) < MAX_TABLE_ROWS:
@@ -191,10 +192,13 @@ def emit_tokens(
             fh.write(', "tokens": [')
             count = 0
             for record in records:
-                fh.write(("\n  " if count == 0 else ",\n  ") + json.dumps(record.to_dict(), ensure_ascii=False))
+                fh.write(
+                    ("\n  " if count == 0 else ",\n  ")
+                    + json.dumps(record.to_dict(), ensure_ascii=False)
+                )
                 count += 1
-            fh.write(f"\n], \"count\": {count}, \"characters\": {source.chars}, ")
-            fh.write(f"\"bytes\": {source.nbytes}}}\n")
+            fh.write(f'\n], "count": {count}, "characters": {source.chars}, ')
+            fh.write(f'"bytes": {source.nbytes}}}\n')
 
 
 def emit_comparison(
@@ -275,7 +279,9 @@ def write_record_lines(fh: IO[str], records: Iterable[TokenRecord]) -> None:
             head = json.dumps({"id": r.id, "token": r.token, "text": r.text}, ensure_ascii=False)
             tail = json.dumps({"bytes": r.bytes, "special": r.special})
             part = parts[r.id] = (head[1:-1], tail[1:-1])
-        buf.append(f'{{"index": {r.index}, {part[0]}, "start": {r.start}, "end": {r.end}, {part[1]}}}\n')
+        buf.append(
+            f'{{"index": {r.index}, {part[0]}, "start": {r.start}, "end": {r.end}, {part[1]}}}\n'
+        )
         if len(buf) >= 4096:
             fh.write("".join(buf))
             buf.clear()
