@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated store for every test, and tiny tokenizers built on the spot.
+"""Shared fixtures: an isolated store for every test; tiny tokenizers and models built here.
 
 Tests under ``tests/integration/`` are marked ``integration`` here and keep the
 environment their own fixtures set up; every other test gets an empty store in a
@@ -121,6 +121,79 @@ def wordpiece_ref(wordpiece_dir: Path):  # type: ignore[no-untyped-def]
     from tokenizers import Tokenizer
 
     return Tokenizer.from_file(str(wordpiece_dir / "tokenizer.json"))
+
+
+# --- tiny models with weights ----------------------------------------------------------
+# Random weights, two layers, 32 dimensions: small enough to build in a second, real
+# enough that every embedding and hidden state is computed by transformers itself.
+
+SENTENCE_TRANSFORMERS_MODULES = [
+    {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+    for i, (path, kind) in enumerate(
+        [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
+    )
+]
+
+
+def _save_model(model, folder: Path) -> Path:  # type: ignore[no-untyped-def]
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    model.save_pretrained(str(folder), safe_serialization=True)
+    assert (folder / "model.safetensors").is_file()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(wordpiece_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT encoder (d=32) on the WordPiece tokenizer, which here adds
+    [CLS] ... [SEP]; its modules.json asks for a normalized mean, as all-MiniLM-L6-v2's does."""
+    import shutil
+
+    import torch
+    from tokenizers import Tokenizer, processors
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tinymodels") / "tinybert"
+    shutil.copytree(wordpiece_dir, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    cls_sep = [(t, tok.token_to_id(t)) for t in ("[CLS]", "[SEP]")]
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=cls_sep
+    )
+    tok.save(str(folder / "tokenizer.json"))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+        pad_token_id=tok.token_to_id("[PAD]"),
+    )  # fmt: skip
+    _save_model(BertModel(config).eval(), folder)
+    modules = json.dumps(SENTENCE_TRANSFORMERS_MODULES)
+    (folder / "modules.json").write_text(modules, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer GPT-2 decoder (d=32, causal attention) on the byte-level BPE tokenizer."""
+    import shutil
+
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path_factory.mktemp("tinymodels") / "tinygpt2"
+    shutil.copytree(bpe_dir, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    eot = tok.token_to_id(EOT)
+    torch.manual_seed(1)
+    config = GPT2Config(
+        vocab_size=tok.get_vocab_size(), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+        bos_token_id=eot, eos_token_id=eot,
+    )  # fmt: skip
+    return _save_model(GPT2LMHeadModel(config).eval(), folder)
 
 
 # --- running the command line ------------------------------------------------------------

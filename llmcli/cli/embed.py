@@ -33,8 +33,9 @@ FORMATS = ["table", "jsonl", "json", "csv", "npy", "npz", "png"]
 def embed(
     words: Annotated[
         list[str] | None,
-        typer.Argument(help="Words or phrases to compare (default: cat kitten tractor).",
-                       show_default=False),
+        typer.Argument(
+            help="Words or phrases to compare (default: cat kitten tractor).", show_default=False
+        ),
     ] = None,
     file: InputFile = None,
     model: Annotated[
@@ -42,13 +43,23 @@ def embed(
     ] = "minilm",
     kind: Annotated[
         list[str] | None,
-        typer.Option("--kind", "-k", help="onehot, input, contextual (repeat or comma-separate). "
-                     "Default: all three.", show_default=False),
+        typer.Option(
+            "--kind",
+            "-k",
+            help="onehot, input, contextual (repeat or comma-separate). Default: all three.",
+            show_default=False,
+        ),
     ] = None,
     metric: Metric = MetricName.cosine,
     neighbors: Annotated[
-        int, typer.Option("--neighbors", "-n", help="Also list the K nearest vocabulary tokens.",
-                          min=0, metavar="K")
+        int,
+        typer.Option(
+            "--neighbors",
+            "-n",
+            help="Also list the K nearest vocabulary tokens.",
+            min=0,
+            metavar="K",
+        ),
     ] = 0,
     fmt: EmbedFormatOpt = None,
     output: Output = None,
@@ -72,11 +83,15 @@ def embed(
     elif not given and not inputs.stdin_is_tty():
         # Words piped in, one per line; nothing piped: the default words.
         given = [line for line in _stdin_lines() if line.strip()]
-    kinds = [k.strip() for item in (kind or ["onehot,input,contextual"]) for k in item.split(",")]
+    kinds = list(dict.fromkeys(
+        k.strip() for item in (kind or ["onehot,input,contextual"]) for k in item.split(",")
+    ))  # fmt: skip
     for k in kinds:
         core.check_choice(k, core.KINDS, "kind")
     metric_name = core.check_choice(metric.value, core.METRICS, "metric")
     fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
+    if fmt_name == "png" and output is None:
+        raise UsageError("-f png needs -o FILE.png")
     word_list = core.check_words(given or list(core.DEFAULT_WORDS))
     resolved = resolve(model, reporter=RichReporter(quiet))
     tok = LoadedTokenizer.for_model(resolved)

@@ -204,9 +204,10 @@ def neighbors(
     queries = torch.from_numpy(vectors).to(weight.device)
     with torch.no_grad():
         if metric == "cosine":
-            scores = torch.nn.functional.normalize(queries, dim=1) @ torch.nn.functional.normalize(
-                weight, dim=1
-            ).T
+            scores = (
+                torch.nn.functional.normalize(queries, dim=1)
+                @ torch.nn.functional.normalize(weight, dim=1).T
+            )
         elif metric == "dot":
             scores = queries @ weight.T
         else:

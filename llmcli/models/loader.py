@@ -84,7 +84,6 @@ def load_model(
     folder = resolved.path
     if not any(folder.glob("*.safetensors")):
         raise ModelError(f"{resolved.label} has no safetensors weights in {folder}")
-    import torch
     import transformers
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
@@ -99,7 +98,8 @@ def load_model(
     except Exception as exc:
         raise ModelError(f"cannot read the config of {resolved.label}: {exc}") from exc
     architectures = getattr(config, "architectures", None) or []
-    decoder = any(a.endswith("ForCausalLM") for a in architectures)
+    # Causal language models: LlamaForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel, ...
+    decoder = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
     cls = AutoModelForCausalLM if decoder else AutoModel
     kwargs: dict[str, Any] = {
         "dtype": torch_dtype,
@@ -116,7 +116,7 @@ def load_model(
     except Exception as exc:
         raise ModelError(f"cannot load the weights of {resolved.label}: {exc}") from exc
     if device_map is None:
-        model.to(target)
+        model.to(target)  # type: ignore[arg-type]
     model.eval()
     embeddings = model.get_input_embeddings()
     return LoadedModel(

@@ -58,7 +58,9 @@ def _matrix_table(kr: KindResult, result: EmbedResult) -> Any:
         cells = []
         for j in range(len(result.words)):
             value = f"{kr.matrix[i, j]:.3f}"
-            cells.append(f"[dim]{value}[/]" if i == j else f"[black on {_colour(near[i, j])}] {value} [/]")
+            cells.append(
+                f"[dim]{value}[/]" if i == j else f"[black on {_colour(near[i, j])}] {value} [/]"
+            )
         table.add_row(f"[bold]{escape(word)}[/]", *cells)
     return table
 
@@ -80,7 +82,9 @@ def render_table(out: Any, result: EmbedResult) -> None:
             if len(toks) > 1 or kr.kind == "contextual"
         ]
         ranking = " > ".join(f"{escape(w)} ({v:.3f})" for w, v in kr.ranking[1:])
-        out.print(f"{KIND_TITLES[kr.kind]}: nearest to [bold]{escape(result.words[0])}[/]: {ranking}")
+        out.print(
+            f"{KIND_TITLES[kr.kind]}: nearest to [bold]{escape(result.words[0])}[/]: {ranking}"
+        )
         if split and kr.kind != "onehot":
             how = (
                 "mean of the last hidden state over"
@@ -150,7 +154,7 @@ def emit(result: EmbedResult, fmt: str, output: Path | None) -> None:
             if fmt == "npy":
                 np.save(fh, _vectors_kind(result).vectors)
             else:
-                arrays = {kr.kind: kr.vectors for kr in result.kinds}
+                arrays: dict[str, Any] = {kr.kind: kr.vectors for kr in result.kinds}
                 np.savez_compressed(fh, words=np.array(result.words, dtype=np.str_), **arrays)
         return
     with open_output(output) as fh:
