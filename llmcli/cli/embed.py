@@ -92,8 +92,11 @@ def embed(
     fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
     if fmt_name == "png" and output is None:
         raise UsageError("-f png needs -o FILE.png")
+    reporter = RichReporter(quiet)
+    if neighbors and fmt_name not in ("table", "json"):
+        reporter.note(f"--neighbors shows in the table and in -f json; -f {fmt_name} leaves it out")
     word_list = core.check_words(given or list(core.DEFAULT_WORDS))
-    resolved = resolve(model, reporter=RichReporter(quiet))
+    resolved = resolve(model, reporter=reporter)
     tok = LoadedTokenizer.for_model(resolved)
     loaded = None
     if any(k != "onehot" for k in kinds) or neighbors:
