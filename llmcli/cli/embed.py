@@ -93,8 +93,6 @@ def embed(
     if fmt_name == "png" and output is None:
         raise UsageError("-f png needs -o FILE.png")
     reporter = RichReporter(quiet)
-    if neighbors and fmt_name not in ("table", "json"):
-        reporter.note(f"--neighbors shows in the table and in -f json; -f {fmt_name} leaves it out")
     word_list = core.check_words(given or list(core.DEFAULT_WORDS))
     resolved = resolve(model, reporter=reporter)
     tok = LoadedTokenizer.for_model(resolved)
@@ -102,6 +100,8 @@ def embed(
     if any(k != "onehot" for k in kinds) or neighbors:
         loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
                             trust_remote_code=trust_remote_code)  # fmt: skip
+    if neighbors and fmt_name not in ("table", "json"):
+        reporter.note(f"--neighbors shows in the table and in -f json; -f {fmt_name} leaves it out")
     result = core.embed(
         word_list, tok, loaded, kinds=kinds, metric=metric_name, k_neighbors=neighbors
     )
