@@ -6,10 +6,11 @@
 _llmpath_spec() {
     # Sets subs (subcommands), opts (options), vopts (options taking a value) of path $1.
     case "$1" in
-        '') subs='tokenize onehot embed pull models' opts='-V --version -h --help' vopts='' ;;
+        '') subs='tokenize onehot embed attention pull models' opts='-V --version -h --help' vopts='' ;;
         'tokenize') subs='' opts='--file -m --model -f --format -o --output --special --no-special -d --decode -q --quiet -h --help' vopts='--file -m --model -f --format -o --output' ;;
         'onehot') subs='' opts='--file -m --model -f --format -o --output --special --no-special --dense -q --quiet -h --help' vopts='--file -m --model -f --format -o --output' ;;
         'embed') subs='' opts='--file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='--file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map' ;;
+        'attention') subs='' opts='--file -m --model -l --layer --head -a --aggregate --top --special --no-special --truncate -f --format -o --output --precision --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='--file -m --model -l --layer --head -a --aggregate --top -f --format -o --output --precision --device --dtype --device-map' ;;
         'pull') subs='' opts='--all --from-file --force -q --quiet -h --help' vopts='--from-file' ;;
         'models') subs='' opts='-f --format -o --output -h --help' vopts='-f --format -o --output' ;;
         *) subs='' opts='' vopts='' ;;
@@ -64,6 +65,12 @@ _llmpath_option_value() {
         'embed:-o'|'embed:--output') _llmpath_value file '' "$3" ;;
         'embed:--device') _llmpath_value choice 'auto cpu cuda mps' "$3" ;;
         'embed:--dtype') _llmpath_value choice 'auto float32 float16 bfloat16' "$3" ;;
+        'attention:--file') _llmpath_value file '' "$3" ;;
+        'attention:-m'|'attention:--model') _llmpath_value model 'gpt2 minilm smollm2 gemma3-270m' "$3" ;;
+        'attention:-f'|'attention:--format') _llmpath_value choice 'table jsonl json npy npz html png' "$3" ;;
+        'attention:-o'|'attention:--output') _llmpath_value file '' "$3" ;;
+        'attention:--device') _llmpath_value choice 'auto cpu cuda mps' "$3" ;;
+        'attention:--dtype') _llmpath_value choice 'auto float32 float16 bfloat16' "$3" ;;
         'pull:--from-file') _llmpath_value file '' "$3" ;;
         'models:-f'|'models:--format') _llmpath_value choice 'table jsonl json' "$3" ;;
         'models:-o'|'models:--output') _llmpath_value file '' "$3" ;;

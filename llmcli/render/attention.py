@@ -1,0 +1,177 @@
+"""Attention maps as terminal heatmaps, JSON Lines, JSON and ``[layer, head, query, key]`` arrays."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmcli.core.attention import AttentionMap, AttentionRun, top_k
+from llmcli.errors import UsageError
+from llmcli.render.output import console, open_output, write_json
+from llmcli.render.tokens import visible
+
+# A light-to-dark scale of backgrounds: weight 0 .. 1.
+SHADES = ["#1c1c1c", "#26364a", "#2c4f73", "#2f6a9c", "#3a86c4", "#5aa2dc", "#86bfe8", "#b8dcf4"]
+LABEL_WIDTH = 14
+
+
+def _label(run: AttentionRun, i: int) -> str:
+    text = visible(run.tokens[i].text) or run.tokens[i].token
+    return text if len(text) <= 10 else text[:9] + "…"
+
+
+def kind_line(run: AttentionRun) -> str:
+    how = (
+        "a decoder: masked (causal) attention, each token sees itself and earlier tokens"
+        if run.kind == "decoder"
+        else "an encoder: each token attends in both directions"
+    )
+    return f"{run.model} is {how}. {run.n_layers} layers x {run.n_heads} heads."
+
+
+def _grid(run: AttentionRun, amap: AttentionMap) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    t = run.n_tokens
+    title = (
+        f"layer {amap.layer} · head {amap.head}" if amap.layer != "rollout" else "attention rollout"
+    )
+    table = Table(title=title, box=None, pad_edge=False, padding=(0, 0), show_header=True,
+                  title_justify="left", header_style="dim")  # fmt: skip
+    table.add_column("query ↓ key →", no_wrap=True, width=LABEL_WIDTH)
+    for j in range(t):
+        table.add_column(str(j % 100), justify="center", width=3, no_wrap=True)
+    for i in range(t):
+        cells = []
+        for j in range(t):
+            w = float(amap.matrix[i, j])
+            shade = SHADES[min(len(SHADES) - 1, int(w * len(SHADES)))]
+            # The weight in percent (blank where it is 0: a decoder's masked future).
+            pct = round(w * 100)
+            shown = "" if w == 0 else ("·" if pct == 0 else str(pct))
+            ink = "black" if w >= 0.6 else "white"
+            cells.append(Text(f"{shown:>3}", style=f"{ink} on {shade}"))
+        label = f"{i:>2} {_label(run, i)}"
+        table.add_row(label[:LABEL_WIDTH], *cells)
+    return table
+
+
+def _grid_width(run: AttentionRun) -> int:
+    return LABEL_WIDTH + 3 * run.n_tokens + 3
+
+
+def render_heatmaps(
+    out: Any, run: AttentionRun, maps: Iterable[AttentionMap], shown_note: str
+) -> None:
+    from rich.columns import Columns
+
+    width = out.width or shutil.get_terminal_size().columns
+    out.print(kind_line(run))
+    if _grid_width(run) > width:
+        keep = max(1, (width - LABEL_WIDTH - 3) // 3)
+        raise UsageError(
+            f"{run.n_tokens} tokens do not fit a terminal {width} columns wide (about {keep} do): "
+            "use -f html, png, npz or jsonl, or a shorter text"
+        )
+    if shown_note:
+        out.print(f"[yellow]{shown_note}[/]")
+    out.print(Columns([_grid(run, m) for m in maps], padding=(1, 3)))
+    legend = "".join(f"[on {s}]  [/]" for s in SHADES)
+    out.print(
+        f"weight 0 {legend} 1, in percent (· under 0.5%, blank: 0); "
+        "each row is a query token, its weights sum to 100"
+    )
+
+
+def render_top(out: Any, run: AttentionRun, maps: Iterable[AttentionMap], k: int) -> None:
+    from rich.markup import escape
+
+    out.print(kind_line(run))
+    for amap in maps:
+        out.print(f"[bold]layer {amap.layer} · head {amap.head}[/]")
+        for i, row in enumerate(top_k(amap.matrix, k)):
+            shown = ", ".join(f"{escape(_label(run, j))} {w:.2f}" for j, w in row)
+            out.print(f"  {i:>3} {escape(_label(run, i)):<11} → {shown}")
+
+
+def records(run: AttentionRun, maps: Iterable[AttentionMap]) -> Iterator[dict[str, object]]:
+    tokens = [r.token for r in run.tokens]
+    for amap in maps:
+        yield {
+            "model": run.model,
+            "layer": amap.layer,
+            "head": amap.head,
+            "tokens": tokens,
+            "matrix": [[round(float(x), 6) for x in row] for row in amap.matrix],
+        }
+
+
+def emit(
+    run: AttentionRun, maps: Iterator[AttentionMap], fmt: str, output: Path | None, *,
+    precision: str = "float32", top: int = 0, shown_note: str = "",
+) -> None:  # fmt: skip
+    """Write the maps in ``fmt``; arrays are filled a layer at a time."""
+    if fmt in ("npy", "npz"):
+        _write_array(run, maps, fmt, output, precision)
+        return
+    if fmt in ("html", "png"):
+        if output is None:
+            raise UsageError(f"-f {fmt} needs -o FILE.{fmt}")
+        from llmcli.render import attention_pictures as pictures
+
+        with open_output(output, binary=True) as fh:
+            if fmt == "html":
+                fh.write(pictures.html_page(run, list(maps)).encode("utf-8"))
+            else:
+                pictures.png_grid(run, list(maps), fh)
+        return
+    with open_output(output) as fh:
+        if fmt == "table":
+            out = console(fh)
+            if top:
+                render_top(out, run, maps, top)
+            else:
+                render_heatmaps(out, run, maps, shown_note)
+        elif fmt == "jsonl":
+            for record in records(run, maps):
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            write_json(fh, {
+                "model": run.model, "kind": run.kind,
+                "tokens": [r.to_dict() for r in run.tokens],
+                "dims": ["layer", "head", "query", "key"],
+                "maps": [{k: v for k, v in r.items() if k not in ("model", "tokens")}
+                         for r in records(run, maps)],
+            })  # fmt: skip
+
+
+def _write_array(
+    run: AttentionRun, maps: Iterator[AttentionMap], fmt: str, output: Path | None, precision: str
+) -> None:
+    if precision not in ("float32", "float16"):
+        raise UsageError("--precision is float32 or float16")
+    dtype = np.float16 if precision == "float16" else np.float32
+    shape = run.shape()
+    heads_per_layer = shape[1]
+    array = np.zeros(shape, dtype=dtype)  # [layer, head, query, key]
+    for n, amap in enumerate(maps):
+        array[n // heads_per_layer, n % heads_per_layer] = amap.matrix
+    with open_output(output, binary=True) as fh:
+        if fmt == "npy":
+            np.save(fh, array)
+        else:
+            np.savez_compressed(
+                fh,
+                attention=array,
+                ids=np.array([r.id for r in run.tokens], dtype=np.int64),
+                tokens=np.array([r.token for r in run.tokens], dtype=np.str_),
+                layers=np.array(run.layers if run.aggregate != "rollout" else [-1]),
+                heads=np.array(run.heads if run.aggregate == "none" else [-1]),
+                dims=np.array(["layer", "head", "query", "key"]),
+            )
