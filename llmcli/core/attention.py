@@ -173,7 +173,7 @@ def run(model: LoadedModel, run: AttentionRun) -> Iterator[AttentionMap]:
     eye = np.eye(run.n_tokens)
     for layer in range(len(attentions)):
         tensor = attentions[layer]
-        attentions[layer] = None  # type: ignore[call-overload]
+        attentions[layer] = None
         if layer not in run.layers:
             continue
         weights = tensor[0].float().cpu().numpy()[run.heads]  # [head, query, key]

@@ -1,4 +1,4 @@
-"""Attention maps as terminal heatmaps, JSON Lines, JSON and ``[layer, head, query, key]`` arrays."""
+"""Attention maps as terminal heatmaps, JSON Lines, JSON, and ``[layer, head, query, key]``."""
 
 from __future__ import annotations
 
