@@ -44,6 +44,17 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
     is killed) the target is untouched and the temporary file is removed.
     """
     target = Path(path)
+    if target.exists() and not target.is_file() and not target.is_dir():
+        # A device or a pipe (/dev/null, /dev/stdout, a FIFO): nothing to replace, and
+        # renaming a file over it would destroy it. Write to it as it is.
+        try:
+            with open(target, mode, **kwargs) as fh:
+                yield fh
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        return
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {target}: folder {parent} does not exist")

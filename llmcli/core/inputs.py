@@ -106,9 +106,8 @@ class TextSource:
     def chunks(self, splittable: bool, size: int = BLOCK) -> Iterator[str]:
         """The text in pieces that tokenize the same apart as together.
 
-        A piece ends after a line break that has a non-space character on both
-        sides: GPT-2-style and BERT pre-tokenizers always cut there. Tokenizers
-        without such a pre-tokenizer get the whole text at once.
+        A piece ends where GPT-2-style and BERT pre-tokenizers always cut (see
+        ``_safe_cut``). Tokenizers without such a pre-tokenizer get the whole text.
         """
         if not splittable:
             yield self.read()
@@ -127,7 +126,18 @@ class TextSource:
 
 
 def _safe_cut(buf: str) -> int:
-    """Index just after the last ``\\n`` with a non-space character on each side (or 0)."""
+    """The last index where the text may be cut (0 if there is none).
+
+    That is before a space that follows a non-space character (a pre-token may
+    start with a space but never runs from a non-space into one), or else after a
+    line break with a non-space character on each side. Python's ``isspace`` knows
+    more spaces than the tokenizers' ``\\s``, so this errs on the safe side.
+    """
+    pos = buf.rfind(" ", 1)
+    while pos > 0:
+        if not buf[pos - 1].isspace():
+            return pos
+        pos = buf.rfind(" ", 1, pos)
     pos = buf.rfind("\n", 0, len(buf) - 1)
     while pos > 0:
         if not buf[pos - 1].isspace() and not buf[pos + 1].isspace():
