@@ -238,3 +238,22 @@ def test_decode_ids_from_a_file(cli, bpe_dir, bpe_ref, tmp_path):
     path = tmp_path / "ids.txt"
     path.write_text(" ".join(map(str, ids(bpe_ref, TEXT))) + "\n")
     assert cli("tokenize", "--decode", "--file", path, "-m", bpe_dir).out == TEXT + "\n"
+
+
+def test_output_to_a_fifo_writes_into_it_and_leaves_it_a_fifo(cli, bpe_dir, bpe_ref, tmp_path):
+    """-o on a device or pipe (say /dev/null) must write to it, not rename a file over it."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = cli("tokenize", "-m", bpe_dir, "-f", "ids", "-o", fifo, "hello world")
+    reader.join(timeout=30)
+    assert result.code == 0
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert received == [(" ".join(map(str, ids(bpe_ref, "hello world"))) + "\n").encode()]
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
