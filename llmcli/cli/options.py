@@ -88,7 +88,7 @@ TokenizeFormatOpt = Annotated[
 ]
 OneHotFormatOpt = Annotated[
     OneHotFormat | None,
-    typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: dense [token, vocab] uint8.",
+    typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: dense \\[token, vocab] uint8.",
                  show_default=False, case_sensitive=False),
 ]  # fmt: skip
 ListFormatOpt = Annotated[
@@ -146,7 +146,7 @@ TrustRemoteCode = Annotated[
 ]  # fmt: skip
 AttentionFormatOpt = Annotated[
     AttentionFormat | None,
-    typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: [layer, head, query, key]; "
+    typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: \\[layer, head, query, key]; "
                  "html: an interactive page; png: a picture.", show_default=False,
                  case_sensitive=False),
 ]  # fmt: skip

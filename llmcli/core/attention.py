@@ -50,6 +50,8 @@ def parse_selection(spec: str | None, count: int, what: str) -> list[int]:
         if lo > hi:
             raise UsageError(f"--{what} {part}: a range goes from low to high")
         chosen.update(range(lo, hi + 1))
+    if not chosen:
+        raise UsageError(f"--{what} {spec!r} chooses no {what}: use numbers like 0,3 or 2-5")
     return sorted(chosen)
 
 

@@ -72,20 +72,25 @@ def render_heatmaps(
     from rich.columns import Columns
 
     width = out.width or shutil.get_terminal_size().columns
-    out.print(kind_line(run))
     if _grid_width(run) > width:
         keep = max(1, (width - LABEL_WIDTH - 3) // 3)
         raise UsageError(
             f"{run.n_tokens} tokens do not fit a terminal {width} columns wide (about {keep} do): "
             "use -f html, png, npz or jsonl, or a shorter text"
         )
+    out.print(kind_line(run))
     if shown_note:
         out.print(f"[yellow]{shown_note}[/]")
     out.print(Columns([_grid(run, m) for m in maps], padding=(1, 3)))
     legend = "".join(f"[on {s}]  [/]" for s in SHADES)
+    rows = (
+        "its weights are the largest over the heads"
+        if run.aggregate == "max"
+        else "its weights sum to 100"
+    )
     out.print(
         f"weight 0 {legend} 1, in percent (· under 0.5%, blank: 0); "
-        "each row is a query token, its weights sum to 100"
+        f"each row is a query token, {rows}"
     )
 
 
@@ -125,6 +130,7 @@ def emit(
             raise UsageError(f"-f {fmt} needs -o FILE.{fmt}")
         from llmcli.render import attention_pictures as pictures
 
+        pictures.check_size(run, fmt)  # before the model runs
         with open_output(output, binary=True) as fh:
             if fmt == "html":
                 fh.write(pictures.html_page(run, list(maps)).encode("utf-8"))

@@ -249,7 +249,7 @@ def test_output_to_a_fifo_writes_into_it_and_leaves_it_a_fifo(cli, bpe_dir, bpe_
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
     reader.start()
     result = cli("tokenize", "-m", bpe_dir, "-f", "ids", "-o", fifo, "hello world")
     reader.join(timeout=30)
