@@ -103,7 +103,8 @@ class Command:
 
 
 def _clean(text: str | None) -> str:
-    return " ".join((text or "").split())
+    # Help text is rich markup, where "\\[" stands for a literal "[": shells get the bracket.
+    return " ".join((text or "").replace("\\[", "[").split())
 
 
 def _choice_text(choice: Any) -> str:
