@@ -357,7 +357,9 @@ def test_contextual_vectors_do_not_depend_on_the_batch(bert, wordpiece_ref):
     """More words than one batch holds, in a different order: the same vectors."""
     tok, model = bert
     vocab = [t for t, _ in sorted(wordpiece_ref.get_vocab().items(), key=lambda kv: kv[1])]
-    words = [t for t in vocab if t.isalpha() and len(t) > 2][: core.BATCH + 5]
+    pool = [t for t in vocab if t.isalpha() and len(t) > 2]
+    # Words of different lengths (so padding matters), more of them than one batch holds.
+    words = [" ".join(pool[i % len(pool) : i % len(pool) + 1 + i % 3]) for i in range(core.BATCH + 5)]
     words[3] = "the cat sat on the mat"
     assert len(words) > core.BATCH
     together, _ = core.contextual_vectors(model, tok, words)
