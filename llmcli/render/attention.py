@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -160,24 +161,48 @@ def emit(
 def _write_array(
     run: AttentionRun, maps: Iterator[AttentionMap], fmt: str, output: Path | None, precision: str
 ) -> None:
+    """Write the ``[layer, head, query, key]`` array as ``np.save`` (npy) or
+    ``np.savez_compressed`` (npz) would, a map at a time as the maps come: the whole
+    array is never held in memory, only the layer at hand."""
+    import zipfile
+
     if precision not in ("float32", "float16"):
         raise UsageError("--precision is float32 or float16")
-    dtype = np.float16 if precision == "float16" else np.float32
+    dtype = np.dtype(np.float16 if precision == "float16" else np.float32)
     shape = run.shape()
-    heads_per_layer = shape[1]
-    array = np.zeros(shape, dtype=dtype)  # [layer, head, query, key]
-    for n, amap in enumerate(maps):
-        array[n // heads_per_layer, n % heads_per_layer] = amap.matrix
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+              "shape": shape}  # fmt: skip
+    # The forward pass runs at the first map: before the output is opened.
+    maps = iter(maps)
+    first = next(maps, None)
+    pending = maps if first is None else itertools.chain([first], maps)
+
+    def write_attention(fh: IO[bytes]) -> None:
+        # The maps come in [layer, head] order: the array's own (C) order.
+        np.lib.format.write_array_header_1_0(fh, header)
+        written = 0
+        for amap in pending:
+            fh.write(np.ascontiguousarray(amap.matrix, dtype=dtype).tobytes())
+            written += 1
+        for _ in range(written, shape[0] * shape[1]):
+            fh.write(np.zeros(shape[2:], dtype=dtype).tobytes())
+
     with open_output(output, binary=True) as fh:
         if fmt == "npy":
-            np.save(fh, array)
-        else:
-            np.savez_compressed(
-                fh,
-                attention=array,
-                ids=np.array([r.id for r in run.tokens], dtype=np.int64),
-                tokens=np.array([r.token for r in run.tokens], dtype=np.str_),
-                layers=np.array(run.layers if run.aggregate != "rollout" else [-1]),
-                heads=np.array(run.heads if run.aggregate == "none" else [-1]),
-                dims=np.array(["layer", "head", "query", "key"]),
-            )
+            write_attention(fh)
+            return
+        extras = {
+            "ids": np.array([r.id for r in run.tokens], dtype=np.int64),
+            "tokens": np.array([r.token for r in run.tokens], dtype=np.str_),
+            "layers": np.array(run.layers if run.aggregate != "rollout" else [-1]),
+            "heads": np.array(run.heads if run.aggregate == "none" else [-1]),
+            "dims": np.array(["layer", "head", "query", "key"]),
+        }
+        # A zip of deflated .npy members, as np.savez_compressed writes it.
+        with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_DEFLATED,
+                             allowZip64=True) as zf:  # fmt: skip
+            with zf.open("attention.npy", "w", force_zip64=True) as member:
+                write_attention(member)
+            for name, value in extras.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, value)

@@ -359,7 +359,8 @@ def test_contextual_vectors_do_not_depend_on_the_batch(bert, wordpiece_ref):
     vocab = [t for t, _ in sorted(wordpiece_ref.get_vocab().items(), key=lambda kv: kv[1])]
     pool = [t for t in vocab if t.isalpha() and len(t) > 2]
     # Words of different lengths (so padding matters), more of them than one batch holds.
-    words = [" ".join(pool[i % len(pool) : i % len(pool) + 1 + i % 3]) for i in range(core.BATCH + 5)]
+    n = len(pool)
+    words = [" ".join(pool[i % n : i % n + 1 + i % 3]) for i in range(core.BATCH + 5)]
     words[3] = "the cat sat on the mat"
     assert len(words) > core.BATCH
     together, _ = core.contextual_vectors(model, tok, words)
