@@ -75,8 +75,10 @@ def test_chunks_cut_before_a_space_after_a_non_space_or_between_lines(size):
     for chunk, after in zip(chunks[:-1], chunks[1:]):
         # Either "x| y" (a space after a non-space) or "x\n|y" (a line break between
         # two non-space characters): no pre-token runs across either.
-        assert not chunk[-1].isspace() and after[0] == " " or (
-            chunk.endswith("\n") and not chunk[-2].isspace() and not after[0].isspace()
+        assert (
+            not chunk[-1].isspace()
+            and after[0] == " "
+            or (chunk.endswith("\n") and not chunk[-2].isspace() and not after[0].isspace())
         )
 
 
@@ -88,8 +90,17 @@ def test_chunks_without_a_safe_pre_tokenizer_are_the_whole_text():
 @pytest.mark.parametrize(
     ("buf", "cut"),
     [
-        ("ab\ncd", 3), ("ab \ncd", 2), ("ab\n cd", 0), ("a\nb \nc", 3), ("abc", 0), ("ab\n", 0),
-        ("a b c", 3), ("a  b", 1), (" ab", 0), ("ab\n  cd", 0), ("x\ny  z\nw", 3),
+        ("ab\ncd", 3),
+        ("ab \ncd", 2),
+        ("ab\n cd", 0),
+        ("a\nb \nc", 3),
+        ("abc", 0),
+        ("ab\n", 0),
+        ("a b c", 3),
+        ("a  b", 1),
+        (" ab", 0),
+        ("ab\n  cd", 0),
+        ("x\ny  z\nw", 3),
     ],
 )
 def test_safe_cut(buf, cut):
