@@ -110,7 +110,7 @@ complete -c llmpath -n '__llmpath_using onehot' -s h -l help -d 'Show this messa
 
 # llmpath embed
 complete -c llmpath -n '__llmpath_using embed' -l file -r -F -d 'Read input from this file (\'-\' for stdin).'
-complete -c llmpath -n '__llmpath_using embed' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights (registry name or folder).'
+complete -c llmpath -n '__llmpath_using embed' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights: a registry name, a Hugging Face folder, a .gguf file or a hub id.'
 complete -c llmpath -n '__llmpath_using embed' -s k -l kind -x -d 'onehot, input, contextual (repeat or comma-separate). Default: all three.'
 complete -c llmpath -n '__llmpath_using embed' -l metric -x -a 'cosine euclidean dot' -d 'How nearness is measured.'
 complete -c llmpath -n '__llmpath_using embed' -s n -l neighbors -x -d 'Also list the K nearest vocabulary tokens.'
@@ -125,7 +125,7 @@ complete -c llmpath -n '__llmpath_using embed' -s h -l help -d 'Show this messag
 
 # llmpath attention
 complete -c llmpath -n '__llmpath_using attention' -l file -r -F -d 'Read input from this file (\'-\' for stdin).'
-complete -c llmpath -n '__llmpath_using attention' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights (registry name or folder).'
+complete -c llmpath -n '__llmpath_using attention' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights: a registry name, a Hugging Face folder, a .gguf file or a hub id.'
 complete -c llmpath -n '__llmpath_using attention' -s l -l layer -x -d 'Layers: 0,3 or 2-5 or -1 (the last). Default: all.'
 complete -c llmpath -n '__llmpath_using attention' -l head -x -d 'Heads, as for --layer. Default: all.'
 complete -c llmpath -n '__llmpath_using attention' -s a -l aggregate -x -d 'none, mean or max over heads, or rollout (Abnar & Zuidema 2020) over layers.'

@@ -17,6 +17,7 @@ from llmcli.cli.options import (
     Output,
     Quiet,
     TrustRemoteCode,
+    WeightsModel,
 )
 from llmcli.errors import UsageError
 from llmcli.models.resolve import resolve
@@ -37,9 +38,7 @@ def attention(
         ),
     ] = None,
     file: InputFile = None,
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="A model with weights (registry name or folder).")
-    ] = "smollm2",
+    model: WeightsModel = "smollm2",
     layer: Annotated[
         str | None,
         typer.Option(

@@ -19,6 +19,7 @@ from llmcli.cli.options import (
     Output,
     Quiet,
     TrustRemoteCode,
+    WeightsModel,
 )
 from llmcli.core import inputs
 from llmcli.errors import UsageError
@@ -38,9 +39,7 @@ def embed(
         ),
     ] = None,
     file: InputFile = None,
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="A model with weights (registry name or folder).")
-    ] = "minilm",
+    model: WeightsModel = "minilm",
     kind: Annotated[
         list[str] | None,
         typer.Option(

@@ -16,6 +16,11 @@ _MODEL_HELP = (
 )
 
 Model = Annotated[str, typer.Option("--model", "-m", help=_MODEL_HELP, show_default=True)]
+WeightsModel = Annotated[
+    str,
+    typer.Option("--model", "-m", help="A model with weights: a registry name, a Hugging Face "
+                 "folder, a .gguf file or a hub id."),
+]  # fmt: skip
 Models = Annotated[
     list[str] | None,
     typer.Option("--model", "-m", help=_MODEL_HELP + " Repeat to compare.", show_default=False),
