@@ -47,9 +47,11 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from _report import Report  # bench/ is on sys.path when a script runs
 
 BENCH = Path(__file__).resolve().parent
 DATA = BENCH / "data"
@@ -114,30 +116,6 @@ with open(result, "w") as fh:
 
 class BenchError(Exception):
     """The run cannot start (a missing model, a download or a check that fails)."""
-
-
-@dataclass
-class Report:
-    sections: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    def table(self, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
-        lines.append("|" + "|".join("---" for _ in header) + "|")
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-        text = "\n".join(lines) + "\n"
-        print("\n" + text, flush=True)
-        self.sections.append(text)
-
-    def note(self, text: str) -> None:
-        print(text, flush=True)
-        self.sections.append(text + "\n")
-
-    def check(self, ok: bool, what: str) -> bool:
-        print(f"  check: {what}: {'ok' if ok else 'FAILED'}", flush=True)
-        if not ok:
-            self.failures.append(what)
-        return ok
 
 
 # --- the GGUF files, fetched as llmpath pull fetches them ------------------------------------
