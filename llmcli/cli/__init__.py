@@ -47,6 +47,7 @@ def _root(
 
 from llmcli.cli import attention as _attention  # noqa: E402
 from llmcli.cli import embed as _embed  # noqa: E402
+from llmcli.cli import fewshot as _fewshot  # noqa: E402
 from llmcli.cli import models as _models  # noqa: E402
 from llmcli.cli import onehot as _onehot  # noqa: E402
 from llmcli.cli import tokenize as _tokenize  # noqa: E402
@@ -55,6 +56,8 @@ app.command("tokenize")(_tokenize.tokenize)
 app.command("onehot")(_onehot.onehot)
 app.command("embed")(_embed.embed)
 app.command("attention")(_attention.attention)
+app.command("fewshot")(_fewshot.fewshot)
+app.command("next")(_fewshot.next_token)
 app.command("pull")(_models.pull)
 app.command("models")(_models.models)
 

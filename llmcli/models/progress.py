@@ -16,9 +16,9 @@ class Reporter(Protocol):
         """A one-line notice (shown on stderr by the command line)."""
 
     def step(
-        self, description: str, total: int | None = None
+        self, description: str, total: int | None = None, unit: str = "bytes"
     ) -> contextlib.AbstractContextManager[Callable[[int], None]]:
-        """A step of work; the yielded function advances it by n units (bytes)."""
+        """A step of work; the yielded function advances it by n units (bytes or items)."""
 
 
 class SilentReporter:
@@ -26,5 +26,7 @@ class SilentReporter:
         pass
 
     @contextlib.contextmanager
-    def step(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    def step(
+        self, description: str, total: int | None = None, unit: str = "bytes"
+    ) -> Iterator[Callable[[int], None]]:
         yield lambda n: None

@@ -20,13 +20,16 @@ class RichReporter:
             self.console.print(f"[bold cyan]llmpath:[/] {message}", markup=True)
 
     @contextlib.contextmanager
-    def step(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    def step(
+        self, description: str, total: int | None = None, unit: str = "bytes"
+    ) -> Iterator[Callable[[int], None]]:
         if self.quiet or not self.console.is_terminal:
             yield lambda n: None
             return
         from rich.progress import (
             BarColumn,
             DownloadColumn,
+            MofNCompleteColumn,
             Progress,
             SpinnerColumn,
             TextColumn,
@@ -35,7 +38,7 @@ class RichReporter:
 
         columns = [SpinnerColumn(), TextColumn("{task.description}")]
         if total:
-            columns += [BarColumn(), DownloadColumn()]
+            columns += [BarColumn(), DownloadColumn() if unit == "bytes" else MofNCompleteColumn()]
         columns.append(TimeElapsedColumn())
         with Progress(*columns, console=self.console, transient=False) as progress:
             task = progress.add_task(description, total=total)

@@ -1,0 +1,404 @@
+"""A causal language model at work: next-token probabilities, scoring and generation.
+
+Log-likelihoods follow lm-evaluation-harness: a continuation is tokenized by encoding
+context + continuation together and keeping the tokens after the context's own
+encoding (trailing whitespace of the context moves onto the continuation), and it is
+scored as the sum of its tokens' log-probabilities given everything before them.
+
+Speed: the choices of an item share their prompt, so the prompt runs once and its
+key/value cache is reused for every choice; prompts of several items run as one
+left-padded batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmcli.errors import InputError, ModelError
+from llmcli.models.loader import LoadedModel
+from llmcli.models.tokenizer import LoadedTokenizer
+
+
+@dataclass
+class ChoiceScore:
+    """How likely the model finds one continuation after a context."""
+
+    choice: str  # the answer text, without the delimiter
+    continuation: str  # what was scored: delimiter + choice
+    tokens: list[int]
+    token_logprobs: list[float]
+    greedy: bool  # every token was the model's top choice (lm-eval's is_greedy)
+
+    @property
+    def logprob(self) -> float:
+        return math.fsum(self.token_logprobs)
+
+    @property
+    def per_char(self) -> float:
+        """lm-eval's acc_norm: the log-likelihood over the answer's length in characters."""
+        return self.logprob / max(len(self.choice), 1)
+
+    @property
+    def per_token(self) -> float:
+        return self.logprob / max(len(self.tokens), 1)
+
+
+@dataclass
+class Request:
+    """One context and the continuations to score after it."""
+
+    context: list[int]
+    continuations: list[list[int]]
+    choices: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Generation:
+    text: str  # up to (not including) the stop sequence
+    tokens: list[int]
+    stopped: str  # "stop" (a stop sequence), "eos", or "length"
+
+
+class LanguageModel:
+    """A loaded causal model and its tokenizer, with the operations few-shot needs."""
+
+    def __init__(self, loaded: LoadedModel, tok: LoadedTokenizer, *, batch_size: int = 8):
+        if not loaded.decoder:
+            raise ModelError(
+                f"{loaded.label} is an encoder; prompting needs a decoder (causal language "
+                "model) such as smollm2 or gemma3-270m"
+            )
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tok = tok
+        self.batch_size = max(1, batch_size)
+        config = self.model.config
+        text_config = getattr(config, "get_text_config", lambda: config)()
+        self.max_length: int = int(getattr(text_config, "max_position_embeddings", 0) or 2048)
+        eos = {tok.eos_id} if tok.eos_id is not None else set()
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            eos.add(gen_eos)
+        elif isinstance(gen_eos, list):
+            eos.update(int(e) for e in gen_eos)
+        self.eos_ids: frozenset[int] = frozenset(eos)
+        pad = tok.config.get("pad_token")
+        pad_id = tok.hf.token_to_id(pad) if isinstance(pad, str) else None
+        self.pad_id: int = int(pad_id if pad_id is not None else (tok.eos_id or 0))
+        # transformers renamed ``past_key_values`` to ``cache`` (5.x); accept either.
+        import inspect
+
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    # --- tokens ---------------------------------------------------------------------
+
+    def encode(self, text: str, *, special: bool = False) -> list[int]:
+        """Token IDs of ``text``; ``special`` adds what the tokenizer's template adds."""
+        return list(self.tok.hf.encode(text, add_special_tokens=special).ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated IDs; an unfinished character shows as U+FFFD."""
+        if self.tok.byte_level or self.tok.byte_fallback:
+            data = b"".join(self.tok.token_bytes(i) for i in ids)
+            return data.decode("utf-8", errors="replace")
+        return str(self.tok.hf.decode(list(ids), skip_special_tokens=False))
+
+    def prefix_id(self) -> int:
+        """The token an empty context is scored after (BOS, else EOS), as lm-eval does."""
+        for candidate in (self.tok.bos_id, self.tok.eos_id):
+            if candidate is not None:
+                return candidate
+        raise ModelError(f"{self.loaded.label} has no BOS or EOS token to start an empty prompt")
+
+    def split_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """lm-eval's ``_encode_pair``: (context tokens, continuation tokens).
+
+        Special tokens written in the text (``<bos>``) are read as themselves.
+        """
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            continuation = context[-n_spaces:] + continuation
+            context = context[:-n_spaces]
+        whole = self.encode(context + continuation)
+        ctx = self.encode(context)
+        cont = whole[len(ctx) :]
+        if not ctx:
+            ctx = [self.prefix_id()]
+        if not cont:
+            raise InputError(f"the answer {continuation!r} gives no tokens to score")
+        return ctx, cont
+
+    def check_length(self, n_tokens: int, what: str = "the prompt") -> None:
+        if n_tokens > self.max_length:
+            raise InputError(
+                f"{what} is {n_tokens} tokens, past {self.loaded.label}'s context of "
+                f"{self.max_length}; use fewer shots"
+            )
+
+    # --- forward passes -------------------------------------------------------------
+
+    def _prompt_pass(self, contexts: Sequence[Sequence[int]]) -> tuple[Any, Any, Any, Any]:
+        """Left-padded batch over the prompts: (last logits, cache, mask, lengths)."""
+        import torch
+
+        device = self.loaded.device
+        width = max(len(c) for c in contexts)
+        ids = torch.full((len(contexts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(contexts), width), dtype=torch.long)
+        for row, ctx in enumerate(contexts):
+            ids[row, width - len(ctx) :] = torch.tensor(ctx, dtype=torch.long)
+            mask[row, width - len(ctx) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                         use_cache=True, logits_to_keep=1)  # fmt: skip
+        logits = out.logits[:, -1, :].float()
+        lengths = mask.sum(-1)
+        return logits, self._cache_of(out), mask, lengths
+
+    def _cache_of(self, out: Any) -> Any:
+        cache = getattr(out, "cache", None)
+        return cache if cache is not None else out.past_key_values
+
+    def next_distribution(self, context: Sequence[int]) -> Any:
+        """Log-probabilities of the next token after ``context`` (a 1-D float tensor)."""
+        import torch
+
+        self.check_length(len(context))
+        with torch.inference_mode():
+            logits, _, _, _ = self._prompt_pass([list(context)])
+        return torch.log_softmax(logits[0], dim=-1).cpu()
+
+    def score(
+        self, requests: Sequence[Request], *, on_batch: Callable[[int], None] | None = None
+    ) -> list[list[ChoiceScore]]:
+        """Score every continuation of every request; see the module docstring."""
+        results: list[list[ChoiceScore]] = []
+        for start in range(0, len(requests), self.batch_size):
+            batch = requests[start : start + self.batch_size]
+            results.extend(self._score_batch(batch))
+            if on_batch is not None:
+                on_batch(len(batch))
+        return results
+
+    def _score_batch(self, batch: Sequence[Request]) -> list[list[ChoiceScore]]:
+        import torch
+
+        for req in batch:
+            longest = max(len(c) for c in req.continuations)
+            self.check_length(len(req.context) + longest - 1)
+        with torch.inference_mode():
+            logits, cache, mask, lengths = self._prompt_pass([r.context for r in batch])
+            first = torch.log_softmax(logits, dim=-1)
+            # Every continuation's first token is predicted by its prompt's last position.
+            rows: list[int] = []
+            conts: list[list[int]] = []
+            for r, req in enumerate(batch):
+                for cont in req.continuations:
+                    rows.append(r)
+                    conts.append(cont)
+            per_token: list[list[float]] = [[float(first[r, c[0]])] for r, c in zip(rows, conts)]
+            greedy = [int(first[r].argmax()) == c[0] for r, c in zip(rows, conts)]
+            longer = [i for i, c in enumerate(conts) if len(c) > 1]
+            if longer:
+                self._score_rest(cache, mask, lengths, rows, conts, longer, per_token, greedy)
+        out: list[list[ChoiceScore]] = []
+        k = 0
+        for req in batch:
+            scores = []
+            for j, cont in enumerate(req.continuations):
+                choice = req.choices[j] if j < len(req.choices) else ""
+                text = req.texts[j] if j < len(req.texts) else choice
+                scores.append(ChoiceScore(choice, text, cont, per_token[k], greedy[k]))
+                k += 1
+            out.append(scores)
+        return out
+
+    def _score_rest(
+        self,
+        cache: Any,
+        mask: Any,
+        lengths: Any,
+        rows: list[int],
+        conts: list[list[int]],
+        longer: list[int],
+        per_token: list[list[float]],
+        greedy: list[bool],
+    ) -> None:
+        """Tokens 2.. of the longer continuations, on the prompts' shared cache."""
+        import torch
+
+        device = mask.device
+        index = torch.tensor([rows[i] for i in longer], device=device)
+        cache.batch_select_indices(index)
+        width = max(len(conts[i]) for i in longer) - 1
+        ids = torch.full((len(longer), width), self.pad_id, dtype=torch.long)
+        for row, i in enumerate(longer):
+            tail = conts[i][:-1]  # token j is fed to predict token j + 1
+            ids[row, : len(tail)] = torch.tensor(tail, dtype=torch.long)
+        ids = ids.to(device)
+        # Right padding after the continuation is never attended to by its real tokens.
+        full_mask = torch.cat(
+            [mask.index_select(0, index), torch.ones_like(ids, device=device)], dim=1
+        )
+        positions = lengths.index_select(0, index)[:, None] + torch.arange(width, device=device)
+        out = self.model(input_ids=ids, attention_mask=full_mask, position_ids=positions,
+                         use_cache=True, **{self._cache_kw: cache})  # fmt: skip
+        logprobs = torch.log_softmax(out.logits.float(), dim=-1)
+        for row, i in enumerate(longer):
+            targets = conts[i][1:]
+            lp = logprobs[row, : len(targets)]
+            picked = lp.gather(-1, torch.tensor(targets, device=device)[:, None])[:, 0]
+            per_token[i].extend(float(v) for v in picked)
+            if greedy[i]:
+                best = lp.argmax(-1).tolist()
+                greedy[i] = best == targets
+
+    # --- generation -----------------------------------------------------------------
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_new_tokens: int = 32,
+        stop: Sequence[str] = ("\n",),
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        on_text: Callable[[int, str], None] | None = None,
+    ) -> list[Generation]:
+        """Continue each prompt, greedy unless ``temperature`` > 0; a batch at a time."""
+        results: list[Generation] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = prompts[start : start + self.batch_size]
+
+            def relay(row: int, text: str, offset: int = start) -> None:
+                if on_text is not None:
+                    on_text(offset + row, text)
+
+            results.extend(
+                self._generate_batch(
+                    batch, max_new_tokens, stop, temperature, top_k, top_p, seed, relay
+                )  # fmt: skip
+            )
+        return results
+
+    def _generate_batch(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        seed: int | None,
+        on_text: Callable[[int, str], None],
+    ) -> list[Generation]:
+        import torch
+
+        for p in prompts:
+            self.check_length(len(p) + max_new_tokens - 1, "the prompt plus --max-new-tokens")
+        generator = None
+        if temperature > 0:
+            generator = torch.Generator(device="cpu")
+            generator.manual_seed(0 if seed is None else seed)
+        device = self.loaded.device
+        n = len(prompts)
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        texts = [""] * n
+        shown = [0] * n
+        stopped = [""] * n
+        with torch.inference_mode():
+            logits, cache, mask, lengths = self._prompt_pass([list(p) for p in prompts])
+            positions = lengths.clone()
+            for _ in range(max_new_tokens):
+                chosen = self._choose(logits, temperature, top_k, top_p, generator)
+                for row in range(n):
+                    if stopped[row]:
+                        continue
+                    token = int(chosen[row])
+                    if token in self.eos_ids:
+                        stopped[row] = "eos"
+                        continue
+                    tokens[row].append(token)
+                    text = self.decode(tokens[row])
+                    cut = _first_stop(text, stop)
+                    if cut is not None:
+                        texts[row] = text[:cut]
+                        stopped[row] = "stop"
+                    else:
+                        texts[row] = text
+                    # Hold back a partial character or a possible start of a stop string.
+                    safe = _safe_prefix(texts[row], stop) if not stopped[row] else texts[row]
+                    if len(safe) > shown[row]:
+                        on_text(row, safe[shown[row] :])
+                        shown[row] = len(safe)
+                if all(stopped):
+                    break
+                step = chosen.to(device)[:, None]
+                mask = torch.cat([mask, torch.ones_like(step)], dim=1)
+                out = self.model(input_ids=step, attention_mask=mask,
+                                 position_ids=positions[:, None], use_cache=True,
+                                 **{self._cache_kw: cache})  # fmt: skip
+                positions = positions + 1
+                logits = out.logits[:, -1, :].float()
+                cache = self._cache_of(out)
+        for row in range(n):
+            if not stopped[row]:
+                stopped[row] = "length"
+            if len(texts[row]) > shown[row]:
+                on_text(row, texts[row][shown[row] :])
+        return [Generation(texts[r], tokens[r], stopped[r]) for r in range(n)]
+
+    @staticmethod
+    def _choose(logits: Any, temperature: float, top_k: int, top_p: float, generator: Any) -> Any:
+        import torch
+
+        if temperature <= 0:
+            return logits.argmax(-1).cpu()
+        scores = logits / temperature
+        if top_k > 0:
+            kth = torch.topk(scores, min(top_k, scores.shape[-1]), dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if top_p < 1.0:
+            ordered, order = torch.sort(scores, descending=True, dim=-1)
+            cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
+            # Keep the smallest set whose probability reaches top_p (always the first).
+            drop = cumulative - torch.softmax(ordered, dim=-1) >= top_p
+            ordered = ordered.masked_fill(drop, float("-inf"))
+            scores = torch.full_like(scores, float("-inf")).scatter(-1, order, ordered)
+        probs = torch.softmax(scores, dim=-1).cpu()
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+def _first_stop(text: str, stop: Sequence[str]) -> int | None:
+    cuts = [text.find(s) for s in stop if s and s in text]
+    return min(cuts) if cuts else None
+
+
+def _safe_prefix(text: str, stop: Sequence[str]) -> str:
+    """``text`` without an ending that could still grow into a stop string or a character."""
+    end = len(text)
+    if text.endswith("\ufffd"):
+        end = len(text.rstrip("\ufffd"))
+    for s in stop:
+        for k in range(min(len(s) - 1, end), 0, -1):
+            if text[:end].endswith(s[:k]):
+                end -= k
+                break
+    return text[:end]
+
+
+def top_tokens(logprobs: Any, k: int) -> Iterator[tuple[int, float]]:
+    """The ``k`` most likely next tokens: (id, log-probability), best first."""
+    import torch
+
+    values, ids = torch.topk(logprobs, k)
+    for v, i in zip(values.tolist(), ids.tolist()):
+        yield int(i), float(v)
