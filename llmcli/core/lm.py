@@ -317,7 +317,7 @@ class LanguageModel:
         with torch.inference_mode():
             logits, cache, mask, lengths = self._prompt_pass([list(p) for p in prompts])
             positions = lengths.clone()
-            for _ in range(max_new_tokens):
+            for step_no in range(max_new_tokens):
                 chosen = self._choose(logits, temperature, top_k, top_p, generator)
                 for row in range(n):
                     if stopped[row]:
@@ -339,8 +339,8 @@ class LanguageModel:
                     if len(safe) > shown[row]:
                         on_text(row, safe[shown[row] :])
                         shown[row] = len(safe)
-                if all(stopped):
-                    break
+                if all(stopped) or step_no == max_new_tokens - 1:
+                    break  # no forward pass for a token that will not be chosen
                 step = chosen.to(device)[:, None]
                 mask = torch.cat([mask, torch.ones_like(step)], dim=1)
                 out = self.model(input_ids=step, attention_mask=mask,
@@ -371,6 +371,7 @@ class LanguageModel:
             cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
             # Keep the smallest set whose probability reaches top_p (always the first).
             drop = cumulative - torch.softmax(ordered, dim=-1) >= top_p
+            drop[:, 0] = False  # top_p 0: the first still stays
             ordered = ordered.masked_fill(drop, float("-inf"))
             scores = torch.full_like(scores, float("-inf")).scatter(-1, order, ordered)
         probs = torch.softmax(scores, dim=-1).cpu()

@@ -199,8 +199,10 @@ def load_file(path: Path) -> Task:
 
 def parse_jsonl(text: str, *, source: str, name: str) -> Task:
     header: dict[str, object] = {}
+    header_line = 1
     raw: list[tuple[int, dict[str, object]]] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only: JSON strings may hold U+2028 or U+0085 unescaped.
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -210,14 +212,14 @@ def parse_jsonl(text: str, *, source: str, name: str) -> Task:
         if not isinstance(obj, dict):
             raise InputError(f"{source}, line {number}: expected a JSON object")
         if "input" not in obj and not raw and not header:
-            header = obj
+            header, header_line = obj, number
             _check_header(header, source, number)
             continue
         raw.append((number, obj))
     if not raw:
         raise InputError(f"{source} holds no items: write one JSON object per line with "
                          '"input" and "output" (or "answer")')  # fmt: skip
-    task_choices = _strings(header.get("choices"), source, 1, "choices")
+    task_choices = _strings(header.get("choices"), source, header_line, "choices")
     items = [_item(obj, number, source, task_choices) for number, obj in raw]
     template = header.get("template", DEFAULT_TEMPLATE)
     instruction = header.get("instruction", "")
