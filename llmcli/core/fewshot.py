@@ -54,10 +54,11 @@ class Case:
     ids: list[int] = field(default_factory=list)
     delimiter: str = " "
     index: int = 0  # the query's number
+    free_choices: tuple[str, ...] | None = None  # a free query's choices (no right one)
 
     @property
     def choices(self) -> tuple[str, ...] | None:
-        return self.item.choices if self.item is not None else None
+        return self.item.choices if self.item is not None else self.free_choices
 
     @property
     def expected(self) -> list[str] | None:
@@ -277,20 +278,15 @@ def make_cases(
     else:
         tests = task.tests
         asked = [(i.input, i) for i in (tests[:limit] if limit else tests)]
-    if task.choices and queries:
-        # --choices with free queries: score them against those answers.
-        asked = [
-            (q, item or Item(q, (task.choices[0],), task.choices, None, "test"))
-            for q, item in asked
-        ]
     cases = []
     for index, (query, item) in enumerate(asked):
         for count in shots:
             examples = task.draw(item if item is not None else Item(query, ("",)), count, seed,
                                  index)  # fmt: skip
             text, delimiter = builder.text(examples, query)
+            # A free query is scored against the task's choices, with no right answer.
             cases.append(Case(task.name, count, query, item, examples, text,
-                              builder.ids(text), delimiter, index))  # fmt: skip
+                              builder.ids(text), delimiter, index, task.choices))  # fmt: skip
     return cases
 
 

@@ -317,12 +317,11 @@ class LanguageModel:
         with torch.inference_mode():
             logits, cache, mask, lengths = self._prompt_pass([list(p) for p in prompts])
             positions = lengths.clone()
+            active = list(range(n))  # the prompt of each batch row still generating
             for step_no in range(max_new_tokens):
                 chosen = self._choose(logits, temperature, top_k, top_p, generator)
-                for row in range(n):
-                    if stopped[row]:
-                        continue
-                    token = int(chosen[row])
+                for i, row in enumerate(active):
+                    token = int(chosen[i])
                     if token in self.eos_ids:
                         stopped[row] = "eos"
                         continue
@@ -339,8 +338,16 @@ class LanguageModel:
                     if len(safe) > shown[row]:
                         on_text(row, safe[shown[row] :])
                         shown[row] = len(safe)
-                if all(stopped) or step_no == max_new_tokens - 1:
+                keep = [i for i, row in enumerate(active) if not stopped[row]]
+                if not keep or step_no == max_new_tokens - 1:
                     break  # no forward pass for a token that will not be chosen
+                if len(keep) < len(active):
+                    # Finished rows leave the batch: the others run on without them.
+                    index = torch.tensor(keep, device=mask.device)
+                    cache.batch_select_indices(index)
+                    mask, positions = mask.index_select(0, index), positions.index_select(0, index)
+                    chosen = chosen[keep]
+                    active = [active[i] for i in keep]
                 step = chosen.to(device)[:, None]
                 mask = torch.cat([mask, torch.ones_like(step)], dim=1)
                 out = self.model(input_ids=step, attention_mask=mask,

@@ -455,3 +455,17 @@ def test_run_cases_keeps_the_order_of_mixed_cases(tiny_gpt2_dir):
             (gen,) = lm.generate([case.ids], max_new_tokens=3, stop=())
             assert outcome.completion == gen.text
             assert outcome.stopped == gen.stopped
+
+
+def test_a_free_query_on_a_choice_task_has_no_right_answer() -> None:
+    """A query that is not a task item is scored against the choices, never marked."""
+    task = tasks.load_builtin("sentiment")
+    case = Case(task.name, 0, "Cold soup.", None, [], "Review: Cold soup.\nSentiment:",
+                free_choices=task.choices)  # fmt: skip
+    assert case.choices == ("positive", "negative")
+    assert case.expected is None
+    scores = [ChoiceScore("positive", " positive", [1], [-2.0], False),
+              ChoiceScore("negative", " negative", [2], [-1.0], True)]  # fmt: skip
+    outcome = Outcome(case, scores=scores)
+    assert outcome.prediction == "negative"
+    assert outcome.correct is None and outcome.correct_norm is None
