@@ -14,7 +14,7 @@ _llmpath_spec() {
         'fewshot') subs='' opts='-t --task --query -k --shots --seed --instruction --template --choices --eval --limit --tasks --show-prompt -m --model --max-new-tokens --temperature --top-k --top-p --stop --separator --bos --no-bos --chat --batch-size -f --format -o --output --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='-t --task --query -k --shots --seed --instruction --template --choices --limit -m --model --max-new-tokens --temperature --top-k --top-p --stop --separator --batch-size -f --format -o --output --device --dtype --device-map' ;;
         'next') subs='' opts='-k --top -m --model --bos --no-bos --chat -f --format -o --output --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='-k --top -m --model -f --format -o --output --device --dtype --device-map' ;;
         'pull') subs='' opts='--all --from-file --force -q --quiet -h --help' vopts='--from-file' ;;
-        'models') subs='' opts='-f --format -o --output -h --help' vopts='-f --format -o --output' ;;
+        'models') subs='' opts='-f --format -o --output --verify -h --help' vopts='-f --format -o --output' ;;
         *) subs='' opts='' vopts='' ;;
     esac
 }

@@ -207,4 +207,5 @@ complete -c llmpath -n '__llmpath_using pull 0+' -a '(__llmpath_models)' -d 'nam
 # llmpath models
 complete -c llmpath -n '__llmpath_using models' -s f -l format -x -a 'table jsonl json' -d 'Output format. Default: a table on a terminal, jsonl otherwise.'
 complete -c llmpath -n '__llmpath_using models' -s o -l output -r -F -d 'Write to FILE (atomically) instead of stdout.'
+complete -c llmpath -n '__llmpath_using models' -l verify -d 'Hash every stored file again and say per model whether it is as pulled (ok) or changed; exit 1 if any was changed.'
 complete -c llmpath -n '__llmpath_using models' -s h -l help -d 'Show this message and exit.'

@@ -9,6 +9,7 @@ import typer
 
 from llmcli.cli.options import ListFormatOpt, Output, Quiet
 from llmcli.core import store_info
+from llmcli.errors import IntegrityError
 from llmcli.models import registry, store
 from llmcli.models.pull import pull_many
 from llmcli.render import models as render
@@ -47,7 +48,30 @@ def pull(
         typer.echo(render.pull_line(result))
 
 
-def models(fmt: ListFormatOpt = None, output: Output = None) -> None:
+def models(
+    fmt: ListFormatOpt = None,
+    output: Output = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Hash every stored file again and say per model whether it is as pulled "
+            "(ok) or changed; exit 1 if any was changed.",
+        ),
+    ] = False,
+) -> None:
     """List the registry models: kind, layers x heads, vocabulary, size, licence, installed."""
     fmt_name = choose_format(fmt.value if fmt else None, output, ["table", "jsonl", "json"])
-    render.emit(store_info.list_models(), fmt_name, output)
+    rows = store_info.list_models()
+    checks = None
+    if verify:
+        reporter = RichReporter()
+        checks = {
+            r.name: store.verify(Path(r.path), r.name, full=True, reporter=reporter)
+            for r in rows
+            if r.installed
+        }
+    render.emit(rows, fmt_name, output, checks)
+    changed = [name for name, problems in (checks or {}).items() if problems]
+    if changed:
+        raise IntegrityError(render.changed_summary(changed, checks or {}))

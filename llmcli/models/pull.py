@@ -7,6 +7,9 @@ out of the archives without trusting their paths, check the sha256 of what was
 taken, convert into a Hugging Face folder, write the manifest, and rename the
 finished folder into place. An interruption at any point leaves only the work
 folder, which the next pull removes.
+
+A model already in the store is hashed again in full against its manifest; a
+folder that was changed since it was pulled is pulled again.
 """
 
 from __future__ import annotations
@@ -54,14 +57,24 @@ def pull(
     with store.locked(
         spec.name, on_wait=lambda: rep.note(f"waiting for another pull of {spec.name}")
     ):
+        changed: list[str] = []
         if store.is_installed(spec.name) and not force:
-            return PullResult(spec.name, target, False, store.folder_size(target))
+            changed = store.verify(target, spec.name, full=True, reporter=rep)
+            if not changed:
+                return PullResult(spec.name, target, False, store.folder_size(target))
+        state = (
+            f"the stored {spec.name} was changed since it was pulled ({store.describe(changed)})"
+            if changed
+            else f"{spec.name} is not in the store"
+        )
         if store.offline() and len(given) < len(spec.distributions):
             raise OfflineError(
-                f"{spec.name} is not in the store and downloads are off "
+                f"{state} and downloads are off "
                 "(LLMPATH_OFFLINE/HF_HUB_OFFLINE): use 'llmpath pull "
                 f"{spec.name} --from-file FILE' with {_needed(spec, given)}"
             )
+        if changed:
+            rep.note(f"{state}: pulling it again")
         store.clean_stale(spec.name)
         with store.workdir(spec.name) as work:
             dists = _fetch(spec, given, work / "dl", rep)
@@ -72,6 +85,8 @@ def pull(
             _write_manifest(spec, out, info, rep)
             store.ensure_parent(target)
             fsutil.replace_dir(out, target)
+        # Every file was hashed just now: the first use reads none of them again.
+        store.stamp(target, spec.name)
     return PullResult(spec.name, target, True, store.folder_size(target))
 
 
@@ -289,12 +304,7 @@ def _convert(
 
 
 def _write_manifest(spec: ModelSpec, out: Path, info: dict[str, object], rep: Reporter) -> None:
-    files = sorted(p for p in out.rglob("*") if p.is_file())
-    total = sum(p.stat().st_size for p in files)
-    hashes = {}
-    with rep.step("recording sha256 of the stored files", total) as advance:
-        for path in files:
-            hashes[path.relative_to(out).as_posix()] = fsutil.sha256_file(path, advance)
+    hashes = store.hash_files(out, rep)
     manifest = {
         "format": store.MANIFEST_FORMAT,
         "name": spec.name,

@@ -3,6 +3,11 @@
 Accepted: a registry name (pulled into the store first if missing, unless
 offline), a local Hugging Face folder, a ``.gguf`` file (converted once into the
 store), or a hub id ``org/name`` (downloaded by huggingface_hub; online users only).
+
+Store folders are checked against their manifest before anything in them is used
+(``store.verify``): a changed registry model is refused, a changed conversion of a
+``.gguf`` file is made again. A folder given by its path is the user's own and is
+used as it is.
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ def ensure_installed(spec: ModelSpec, rep: Reporter) -> Path:
     """The store folder of ``spec``, pulling it first when it is missing."""
     folder = store.model_dir(spec.name)
     if store.is_installed(spec.name):
+        problems = store.verify(folder, spec.name, reporter=rep)
+        if problems:
+            problems = _check_again(spec.name, folder, rep)
+        if problems:
+            raise store.changed_error(spec.name, problems)
         return folder
     if store.offline():
         raise OfflineError(
@@ -76,6 +86,16 @@ def ensure_installed(spec: ModelSpec, rep: Reporter) -> Path:
     return pull(spec, reporter=rep).path
 
 
+def _check_again(name: str, folder: Path, rep: Reporter) -> list[str]:
+    """``store.verify`` once more, after any pull of the same model now in progress
+    (it may have been swapping the folder during the first look)."""
+    try:
+        with store.locked(name):
+            return store.verify(folder, name, reporter=rep)
+    except (ModelError, OSError):  # no lock can be taken in a store that cannot be written
+        return store.verify(folder, name, reporter=rep)
+
+
 def _looks_like_hub_id(ref: str) -> bool:
     parts = ref.split("/")
     return len(parts) == 2 and all(parts) and not ref.startswith((".", "~"))
@@ -88,10 +108,20 @@ def _convert_gguf(path: Path, rep: Reporter) -> Path:
         digest = fsutil.sha256_file(path, advance)
     key = digest[:16]
     folder = store.local_dir(key)
-    with store.locked(f"local-{key}"):
+    stamp_key = f"local-{key}"
+    with store.locked(stamp_key):
         if store.read_manifest(folder) is not None:
-            return folder
-        rep.note(f"converting {path.name} once into {folder} (later runs load it in seconds)")
+            if not store.has_hashes(folder):  # converted before manifests listed hashes
+                return folder
+            problems = store.verify(folder, stamp_key, reporter=rep)
+            if not problems:
+                return folder
+            rep.note(
+                f"the stored conversion of {path.name} was changed since it was made "
+                f"({store.describe(problems)}): converting it again"
+            )
+        else:
+            rep.note(f"converting {path.name} once into {folder} (later runs load it in seconds)")
         store.clean_stale(key)
         with store.workdir(key) as work:
             out = work / "out"
@@ -102,10 +132,12 @@ def _convert_gguf(path: Path, rep: Reporter) -> Path:
                 "format": store.MANIFEST_FORMAT, "name": path.name, "kind": "decoder",
                 "source": {"file": str(path.resolve()), "sha256": digest}, **info,
                 "weights": "float32 values of the dequantized GGUF weights",
+                "files": store.hash_files(out, rep),
             }  # fmt: skip
             fsutil.write_bytes_atomic(out / store.MANIFEST, json.dumps(manifest).encode())
             store.ensure_parent(folder)
             fsutil.replace_dir(out, folder)
+        store.stamp(folder, stamp_key)
     return folder
 
 

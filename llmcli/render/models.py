@@ -17,17 +17,53 @@ def megabytes(n: int | None) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
-def emit(rows: list[ModelRow], fmt: str, output: Path | None) -> None:
+# What ``llmpath models --verify`` found, by model name: [] when the folder is as pulled,
+# else its problems ("FILE: what"). Models not installed are absent.
+Checks = dict[str, list[str]]
+
+
+def _record(row: ModelRow, checks: Checks | None) -> dict[str, object]:
+    record = row.to_dict()
+    if checks is not None:
+        problems = checks.get(row.name)
+        record["integrity"] = None if problems is None else "changed" if problems else "ok"
+        record["changes"] = problems
+    return record
+
+
+def emit(rows: list[ModelRow], fmt: str, output: Path | None, checks: Checks | None = None) -> None:
+    """The rows as a table, JSON Lines or JSON; with ``checks``, an integrity column
+    (``integrity``: "ok", "changed" or null, and ``changes``: the problems)."""
     with open_output(output) as fh:
         if fmt == "jsonl":
-            write_jsonl(fh, (r.to_dict() for r in rows))
+            write_jsonl(fh, (_record(r, checks) for r in rows))
         elif fmt == "json":
-            write_json(fh, [r.to_dict() for r in rows])
+            write_json(fh, [_record(r, checks) for r in rows])
         else:
-            _table(console(fh), rows)
+            _table(console(fh), rows, checks)
 
 
-def _table(out: object, rows: list[ModelRow]) -> None:
+def _integrity(problems: list[str] | None) -> str:
+    if problems is None:
+        return "[dim]—[/]"
+    if not problems:
+        return "[green]ok[/]"
+    from rich.markup import escape
+
+    return f"[red]changed[/] ({escape(store.describe(problems))})"
+
+
+def changed_summary(names: list[str], checks: Checks) -> str:
+    """The error line of ``models --verify`` when stored models were changed."""
+    if len(names) == 1:
+        return str(store.changed_error(names[0], checks[names[0]]))
+    return (
+        f"the stored {', '.join(names)} were changed since they were pulled; "
+        f"run 'llmpath pull {' '.join(names)} --force' to pull them again"
+    )
+
+
+def _table(out: object, rows: list[ModelRow], checks: Checks | None = None) -> None:
     from rich import box
     from rich.table import Table
 
@@ -40,12 +76,17 @@ def _table(out: object, rows: list[ModelRow]) -> None:
         ("path", {"style": "dim", "overflow": "fold", "min_width": 12}),
     ):  # fmt: skip
         table.add_column(name, **kwargs)
+    if checks is not None:
+        table.add_column("integrity", overflow="fold")
     for r in rows:
-        table.add_row(
+        cells = [
             r.name, r.kind, r.shape or "—", f"{r.vocab_size:,}",
             megabytes(r.stored_size), r.licence,
             "[green]yes[/]" if r.installed else "[dim]no[/]", _short(r.path),
-        )  # fmt: skip
+        ]  # fmt: skip
+        if checks is not None:
+            cells.append(_integrity(checks.get(r.name)))
+        table.add_row(*cells)
     out.print(table)  # type: ignore[attr-defined]
     out.print(f"[dim]store: {store.home()} (set LLMPATH_HOME to move it)[/]")  # type: ignore[attr-defined]
 
