@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +12,10 @@ from llmcli.cli.options import (
     DeviceName,
     Dtype,
     DtypeName,
+    FewshotFormat,
+    FewshotFormatOpt,
+    ListFormat,
+    ListFormatOpt,
     Output,
     Quiet,
     TrustRemoteCode,
@@ -29,21 +32,6 @@ DEFAULT_MODEL = "gemma3-270m"
 DEFAULT_TASK = "gpt3-en-fr"
 DEFAULT_NEXT = "The capital of France is"
 
-
-class FewshotFormat(str, Enum):
-    table = "table"
-    jsonl = "jsonl"
-    json = "json"
-    png = "png"
-
-
-class NextFormat(str, Enum):
-    table = "table"
-    jsonl = "jsonl"
-    json = "json"
-
-
-_FORMAT_HELP = "Output format. Default: a table on a terminal, jsonl otherwise."
 
 Bos = Annotated[
     bool | None,
@@ -196,16 +184,7 @@ def fewshot(
     batch_size: Annotated[
         int, typer.Option("--batch-size", help="Prompts run together.", min=1)
     ] = 8,
-    fmt: Annotated[
-        FewshotFormat | None,
-        typer.Option(
-            "--format",
-            "-f",
-            help=_FORMAT_HELP + " png: --eval's accuracy against shots.",
-            show_default=False,
-            case_sensitive=False,
-        ),
-    ] = None,  # fmt: skip
+    fmt: FewshotFormatOpt = None,
     output: Output = None,
     device: Device = DeviceName.auto,
     dtype: Dtype = DtypeName.auto,
@@ -319,10 +298,7 @@ def next_token(
     model: WeightsModel = DEFAULT_MODEL,
     bos: Bos = None,
     chat: Chat = False,
-    fmt: Annotated[
-        NextFormat | None,
-        typer.Option("--format", "-f", help=_FORMAT_HELP, show_default=False, case_sensitive=False),
-    ] = None,  # fmt: skip
+    fmt: ListFormatOpt = None,
     output: Output = None,
     device: Device = DeviceName.auto,
     dtype: Dtype = DtypeName.auto,
@@ -336,7 +312,7 @@ def next_token(
     from llmcli.models.loader import load_model
     from llmcli.render import fewshot as render
 
-    fmt_name = choose_format(fmt.value if fmt else None, output, [f.value for f in NextFormat])
+    fmt_name = choose_format(fmt.value if fmt else None, output, [f.value for f in ListFormat])
     given = " ".join(text) if text else None
     if given == "-" or (given is None and not inputs.stdin_is_tty()):
         piped = inputs.read_stdin_or_empty()

@@ -81,6 +81,13 @@ class AttentionFormat(str, Enum):
     png = "png"
 
 
+class FewshotFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    png = "png"
+
+
 class ListFormat(str, Enum):
     table = "table"
     jsonl = "jsonl"
@@ -154,4 +161,9 @@ AttentionFormatOpt = Annotated[
     typer.Option("--format", "-f", help=_FORMAT_HELP + " npy/npz: \\[layer, head, query, key]; "
                  "html: an interactive page; png: a picture.", show_default=False,
                  case_sensitive=False),
+]  # fmt: skip
+FewshotFormatOpt = Annotated[
+    FewshotFormat | None,
+    typer.Option("--format", "-f", help=_FORMAT_HELP + " png: --eval's accuracy against shots.",
+                 show_default=False, case_sensitive=False),
 ]  # fmt: skip
