@@ -57,7 +57,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         return
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"cannot write {target}: folder {parent} does not exist")
+        why = f"{parent} is not a folder" if parent.exists() else f"folder {parent} does not exist"
+        raise OutputError(f"cannot write {target}: {why}")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=parent)
     except OSError as exc:

@@ -6,6 +6,7 @@ one line and its exit code (``LLMPATH_DEBUG=1`` shows the traceback instead).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -14,7 +15,7 @@ from typing import Annotated
 import typer
 
 from llmcli import __version__
-from llmcli.errors import EXIT_INTERRUPTED, EXIT_USAGE, LlmpathError
+from llmcli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, LlmpathError, OutputError
 
 app = typer.Typer(
     name="llmpath",
@@ -72,14 +73,41 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _flush_stdout() -> None:
+    """Write out what stdout still buffers: a full disk shows here, not at exit."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        raise OutputError(f"cannot write to stdout: {exc.strerror or exc}") from exc
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, ``timeout``) unwinds like Ctrl-C: half-written files are removed."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the command line; exit codes: 0 ok, 1 error, 2 usage, 130 interrupted."""
+    """Run the command line; exit codes: 0 ok, 1 error, 2 usage, 130 interrupted,
+    143 terminated (SIGTERM)."""
     if hasattr(signal, "SIGPIPE"):
         # A closed pipe (| head) ends the process quietly, as for other Unix tools.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    previous = None
+    if hasattr(signal, "SIGTERM"):
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="llmpath", standalone_mode=False)
+        _flush_stdout()
     except LlmpathError as exc:
         if _debug():
             raise
@@ -90,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
         _fail(exc.format_message() + hint, getattr(exc, "exit_code", EXIT_USAGE))
+    except OSError as exc:  # the system refused something no command turned into an error
+        if _debug():
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", EXIT_ERROR)
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("\n")
         sys.exit(EXIT_INTERRUPTED)

@@ -231,8 +231,9 @@ def fewshot(
         if evaluate:
             most = t.max_shots()
             if max(shot_counts) > most:
+                plural = "" if most == 1 else "s"
                 raise UsageError(f"{max(shot_counts)} shots asked, but task {t.name!r} has "
-                                 f"only {most} examples to draw from")  # fmt: skip
+                                 f"only {most} example{plural} to draw from")  # fmt: skip
         builder = core.PromptBuilder(t, tok, style)
         cases = core.make_cases(t, builder, shots=shot_counts, queries=queries, seed=seed,
                                 limit=limit if evaluate else (None if queries else 1))  # fmt: skip

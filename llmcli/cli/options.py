@@ -30,10 +30,12 @@ Output = Annotated[
     typer.Option("--output", "-o", help="Write to FILE (atomically) instead of stdout.",
                  dir_okay=False, show_default=False),
 ]  # fmt: skip
+# readable=False: a file that cannot be read is an input error (exit 1) named by
+# llmcli.core.inputs, as a missing one is, not a usage error.
 InputFile = Annotated[
     Path | None,
     typer.Option("--file", help="Read input from this file ('-' for stdin).",
-                 dir_okay=True, show_default=False),
+                 dir_okay=True, readable=False, show_default=False),
 ]  # fmt: skip
 Special = Annotated[
     bool,

@@ -130,13 +130,18 @@ class Task:
         if shots > len(pool):
             where = f" for {item.input!r}" if item is not None else ""
             raise UsageError(
-                f"{shots} shots asked, but task {self.name!r} has only {len(pool)} examples{where}"
+                f"{shots} shots asked, but task {self.name!r} has only "
+                f"{_examples(len(pool))}{where}"
             )
         if seed is None and not self.shuffle:
             return pool[:shots]
         rng = random.Random(f"{DEFAULT_SEED if seed is None else seed}:{index}")
         order = rng.sample(pool, len(pool))
         return order[:shots]
+
+
+def _examples(count: int) -> str:
+    return "1 example" if count == 1 else f"{count} examples"
 
 
 # --- loading -----------------------------------------------------------------------
@@ -183,6 +188,8 @@ def load_task(
 def load_file(path: Path) -> Task:
     if path.is_dir():
         raise InputError(f"{path} is a folder, not a task file")
+    if not path.exists():
+        raise InputError(f"cannot read {path}: no such file")
     try:
         data = path.read_bytes()
     except OSError as exc:

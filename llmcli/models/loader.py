@@ -76,6 +76,13 @@ def load_model(
     ``attention="eager"`` is needed where attention weights are read: the default
     SDPA kernel does not return them.
     """
+    pickle_suffixes = (".bin", ".pt", ".pth", ".ckpt")
+    pickled = [p.name for p in resolved.path.glob("*") if p.suffix in pickle_suffixes]
+    if not any(resolved.path.glob("*.safetensors")) and pickled:
+        raise ModelError(
+            f"{resolved.label} has weights only as pickle files ({', '.join(sorted(pickled))}); "
+            "llmpath reads safetensors only, since unpickling can run code: convert them first"
+        )
     if not resolved.has_weights:
         raise ModelError(
             f"{resolved.label} is a tokenizer only, with no weights; use a model such as "

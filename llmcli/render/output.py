@@ -40,16 +40,24 @@ def choose_format(explicit: str | None, output: Path | None, allowed: Iterable[s
 def open_output(path: Path | None, *, binary: bool = False) -> Iterator[IO[Any]]:
     """stdout, or ``path`` written atomically (nothing is left if the command fails)."""
     if path is None or str(path) == "-":
-        if binary:
-            if stdout_is_tty():
-                raise UsageError("this format is binary: write it to a file with -o FILE")
-            yield sys.stdout.buffer
-            sys.stdout.buffer.flush()
-        else:
-            yield sys.stdout
-            sys.stdout.flush()
+        if binary and stdout_is_tty():
+            raise UsageError("this format is binary: write it to a file with -o FILE")
+        stream: IO[Any] = sys.stdout.buffer if binary else sys.stdout
+        try:
+            yield stream
+            stream.flush()
+        except OSError as exc:
+            # A full disk or a failing device behind stdout (a closed pipe ends the
+            # process by SIGPIPE before this): one error line, not a traceback.
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise OutputError(f"cannot write to stdout: {exc.strerror or exc}") from exc
         return
-    if path.is_dir():
+    try:
+        folder = path.is_dir()
+    except OSError as exc:  # a name too long for the file system, say
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    if folder:
         raise OutputError(f"cannot write {path}: it is a folder")
     if binary:
         with atomic_open(path, "wb") as fh:
