@@ -45,6 +45,15 @@ TASK = [{"input": "cat", "output": "mat"}, {"input": "blue", "output": "sundress
         {"input": "The", "output": "cat"}]  # fmt: skip
 
 
+def default_sigint() -> None:
+    """In a child process: SIGINT interrupts, as Ctrl-C does on a terminal.
+
+    A shell starts background jobs with SIGINT ignored, and children inherit that;
+    the tests that send SIGINT reset it so that they also hold in a backgrounded run.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def llmpath_cmd(*args: object) -> list[str]:
     return [sys.executable, "-m", "llmcli", *(str(a) for a in args)]
 
@@ -426,7 +435,7 @@ def test_a_signal_while_writing_leaves_nothing(bpe_dir, huge, tmp_path, sig, cod
     proc = subprocess.Popen(
         llmpath_cmd("tokenize", "-m", bpe_dir, "--file", huge, "-f", fmt, "-o", out),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=dict(os.environ),
+        env=dict(os.environ), preexec_fn=default_sigint,
     )  # fmt: skip
     try:
         wait_for(lambda: proc.poll() is not None or any(tmp_path.glob(".tokens.*.part")),

@@ -315,6 +315,15 @@ main(sys.argv[4:])
 """
 
 
+def default_sigint() -> None:
+    """In a child process: SIGINT interrupts, as Ctrl-C does on a terminal.
+
+    A shell starts background jobs with SIGINT ignored, and children inherit that;
+    the tests that send SIGINT reset it so that they also hold in a backgrounded run.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def pull_process(tmp_path, tiny):
     """Start ``llmpath pull tinytok --from-file WHEEL`` in a process whose conversion pauses."""
@@ -330,7 +339,7 @@ def pull_process(tmp_path, tiny):
         cmd = [sys.executable, str(script), str(spec_file), str(markers), str(pause),
                "pull", "tinytok", "--from-file", str(wheel), *extra]  # fmt: skip
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=dict(os.environ))  # fmt: skip
+                                env=dict(os.environ), preexec_fn=default_sigint)  # fmt: skip
 
     return start, markers
 
