@@ -305,18 +305,24 @@ def run_cases(
 ) -> Iterator[Outcome]:
     """Answer every case: score the ones with choices, generate the others.
 
-    Outcomes come in the order of ``cases``, a batch at a time.
+    Outcomes come in the order of ``cases``, a window of batches at a time. Within a
+    window, prompts of like length run together, so that batches carry little padding.
     """
-    step = lm.batch_size
-    for start in range(0, len(cases), step):
-        batch = cases[start : start + step]
+    window = lm.batch_size * 8
+
+    def done(n: int) -> None:
+        if on_done is not None:
+            on_done(n)
+
+    for start in range(0, len(cases), window):
+        part = cases[start : start + window]
         outcomes: dict[int, Outcome] = {}
-        scored = [c for c in batch if c.choices]
+        scored = sorted((c for c in part if c.choices), key=lambda c: len(c.ids))
         if scored:
             requests = [_request(lm, c) for c in scored]
-            for case, scores in zip(scored, lm.score(requests)):
+            for case, scores in zip(scored, lm.score(requests, on_batch=done)):
                 outcomes[id(case)] = Outcome(case, scores=scores)
-        generated = [c for c in batch if not c.choices]
+        generated = sorted((c for c in part if not c.choices), key=lambda c: len(c.ids))
         if generated:
 
             def relay(row: int, text: str, rows: list[Case] = generated) -> None:
@@ -326,13 +332,12 @@ def run_cases(
             gens: list[Generation] = lm.generate(
                 [c.ids for c in generated], max_new_tokens=max_new_tokens, stop=stop,
                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, on_text=relay,
+                on_batch=done,
             )  # fmt: skip
             for case, gen in zip(generated, gens):
                 outcomes[id(case)] = Outcome(case, completion=gen.text, stopped=gen.stopped)
-        for case in batch:
+        for case in part:
             yield outcomes[id(case)]
-        if on_done is not None:
-            on_done(len(batch))
 
 
 def _request(lm: LanguageModel, case: Case) -> Request:

@@ -272,6 +272,7 @@ class LanguageModel:
         top_p: float = 1.0,
         seed: int | None = None,
         on_text: Callable[[int, str], None] | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> list[Generation]:
         """Continue each prompt, greedy unless ``temperature`` > 0; a batch at a time."""
         results: list[Generation] = []
@@ -287,6 +288,8 @@ class LanguageModel:
                     batch, max_new_tokens, stop, temperature, top_k, top_p, seed, relay
                 )  # fmt: skip
             )
+            if on_batch is not None:
+                on_batch(len(batch))
         return results
 
     def _generate_batch(
