@@ -1,4 +1,4 @@
-"""Few-shot benchmark of llmpath: scoring against lm-evaluation-harness, generation too.
+"""Few-shot benchmark: scoring against lm-evaluation-harness, generation against transformers.
 
     python bench/bench_fewshot.py                       # smollm2, the full run
     python bench/bench_fewshot.py --quick               # fewer items, one repeat
