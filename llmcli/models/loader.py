@@ -85,8 +85,8 @@ def load_model(
         )
     if not resolved.has_weights:
         raise ModelError(
-            f"{resolved.label} is a tokenizer only, with no weights; use a model such as "
-            "minilm, smollm2 or gemma3-270m"
+            f"{resolved.label} is a tokenizer only, with no weights; use a model with "
+            "weights: smollm2 or gemma3-270m (decoders), or minilm (an encoder)"
         )
     folder = resolved.path
     if not any(folder.glob("*.safetensors")):
