@@ -210,6 +210,18 @@ class Result:
         return [json.loads(line) for line in self.out.splitlines() if line.strip()]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """The tiny models run on one thread: their small operations gain nothing from more,
+    and on a busy machine two threads make each of them many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def cli(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
