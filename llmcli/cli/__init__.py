@@ -52,6 +52,7 @@ from llmcli.cli import fewshot as _fewshot  # noqa: E402
 from llmcli.cli import models as _models  # noqa: E402
 from llmcli.cli import onehot as _onehot  # noqa: E402
 from llmcli.cli import tokenize as _tokenize  # noqa: E402
+from llmcli.cli import walk as _walk  # noqa: E402
 
 app.command("tokenize")(_tokenize.tokenize)
 app.command("onehot")(_onehot.onehot)
@@ -59,6 +60,7 @@ app.command("embed")(_embed.embed)
 app.command("attention")(_attention.attention)
 app.command("fewshot")(_fewshot.fewshot)
 app.command("next")(_fewshot.next_token)
+app.command("walk")(_walk.walk)
 app.command("pull")(_models.pull)
 app.command("models")(_models.models)
 

@@ -297,6 +297,14 @@ def next_token(
         int, typer.Option("--top", "-k", help="How many candidates to show.", min=1)
     ] = 10,
     model: WeightsModel = DEFAULT_MODEL,
+    layers: Annotated[
+        bool,
+        typer.Option(
+            "--layers",
+            help="Also the logit lens: the top tokens after each layer "
+            "(the final norm and unembedding applied to that layer's residual).",
+        ),
+    ] = False,  # fmt: skip
     bos: Bos = None,
     chat: Chat = False,
     fmt: ListFormatOpt = None,
@@ -327,6 +335,10 @@ def next_token(
     prompt = given if given is not None else DEFAULT_NEXT
     reporter = RichReporter(quiet)
     resolved = resolve(model, reporter=reporter)
+    if layers:
+        from llmcli.core.walk import adapter_for, read_config
+
+        adapter_for(resolved, read_config(resolved))  # an architecture the lens knows
     tok = LoadedTokenizer.for_model(resolved)
     if top > tok.vocab_size:
         raise UsageError(f"--top {top} is more than the {tok.vocab_size} tokens of {tok.label}")
@@ -346,4 +358,9 @@ def next_token(
         ids = [lm.prefix_id()]
     logprobs = lm.next_distribution(ids)
     ranked = list(top_tokens(logprobs, top))
-    render.emit_next(tok, lm, prompt_text, ids, ranked, fmt_name, output, use_bos)
+    lens = None
+    if layers:
+        from llmcli.core.walk import lens_of_last
+
+        lens = lens_of_last(loaded, ids, top)
+    render.emit_next(tok, lm, prompt_text, ids, ranked, fmt_name, output, use_bos, lens)

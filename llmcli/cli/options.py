@@ -41,6 +41,11 @@ Special = Annotated[
     bool,
     typer.Option("--special/--no-special", help="Add the model's BOS/EOS tokens."),
 ]
+IdsFlag = Annotated[
+    bool,
+    typer.Option("--ids", help="Stdin or --file holds token IDs (as 'tokenize -f ids' writes "
+                 "them), not text."),
+]  # fmt: skip
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No notices or progress on stderr.")]
 
 
@@ -88,6 +93,14 @@ class FewshotFormat(str, Enum):
     jsonl = "jsonl"
     json = "json"
     png = "png"
+
+
+class WalkFormat(str, Enum):
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    npz = "npz"
+    html = "html"
 
 
 class ListFormat(str, Enum):
@@ -167,5 +180,10 @@ AttentionFormatOpt = Annotated[
 FewshotFormatOpt = Annotated[
     FewshotFormat | None,
     typer.Option("--format", "-f", help=_FORMAT_HELP + " png: --eval's accuracy against shots.",
+                 show_default=False, case_sensitive=False),
+]  # fmt: skip
+WalkFormatOpt = Annotated[
+    WalkFormat | None,
+    typer.Option("--format", "-f", help=_FORMAT_HELP + " npz: the tensors; html: a page.",
                  show_default=False, case_sensitive=False),
 ]  # fmt: skip

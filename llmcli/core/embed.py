@@ -159,9 +159,16 @@ def contextual_vectors(
     This is how sentence-transformers pools all-MiniLM-L6-v2 (then it normalizes
     the vector to length 1, which is done here too where the folder says so).
     """
+    encoded = [_word_ids(tok, w, special=True) for w in words]
+    tokens = [[tok.token(t) for t in ids] for ids in encoded]
+    return pooled_vectors(model, tok, encoded), tokens
+
+
+def pooled_vectors(model: LoadedModel, tok: LoadedTokenizer, encoded: list[list[int]]) -> Array:
+    """``[text, d_model]``: each ID sequence's masked mean of the last hidden state,
+    normalized where the model folder's sentence-transformers modules say so."""
     import torch
 
-    encoded = [_word_ids(tok, w, special=True) for w in words]
     pad = tok.hf.token_to_id("[PAD]") or tok.hf.token_to_id("<pad>") or 0
     vectors = []
     with torch.no_grad():
@@ -172,17 +179,16 @@ def contextual_vectors(
             mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in batch])
             input_ids, mask = input_ids.to(model.device), mask.to(model.device)
             out = model.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
-            hidden = out.hidden_states[-1].float()  # [word, token, dim]
+            hidden = out.hidden_states[-1].float()  # [text, token, dim]
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-            if _normalizes(model):
+            if normalizes(model):
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
             vectors.append(pooled.cpu().numpy())
-    tokens = [[tok.token(t) for t in ids] for ids in encoded]
-    return np.concatenate(vectors).astype(np.float32), tokens
+    return np.concatenate(vectors).astype(np.float32)
 
 
-def _normalizes(model: LoadedModel) -> bool:
+def normalizes(model: LoadedModel) -> bool:
     """Whether the folder's sentence-transformers modules end with a Normalize step."""
     path = model.resolved.path / "modules.json"
     try:

@@ -278,3 +278,63 @@ def _parse_record(line: str, number: int, label: str) -> dict[str, Any]:
     if not isinstance(token_id, int) or isinstance(token_id, bool):
         raise InputError(f'{label} line {number}: "id" must be an integer, not {token_id!r}')
     return record
+
+
+def _all_records(content: str) -> bool:
+    """Every non-blank line is a JSON object with an ``"id"``: token records."""
+    lines = [line.strip() for line in content.splitlines() if line.strip()]
+    if not lines:
+        return False
+    for line in lines:
+        if not line.startswith("{"):
+            return False
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            return False
+        if not isinstance(value, dict) or "id" not in value:
+            return False
+    return True
+
+
+def model_input(
+    tok: Any, text: list[str] | None, file: Path | None, *, ids: bool, special: bool,
+    default: str,
+) -> list[int]:  # fmt: skip
+    """The token IDs a model command runs on.
+
+    A TEXT argument is always text. Stdin (or ``--file``) is token records when every
+    line is one (``tokenize -f jsonl``), ID lines with ``ids`` (``tokenize -f ids``),
+    and text otherwise. Text is tokenized with the model's own template when
+    ``special`` (what the model is fed: Gemma's ``<bos>``, BERT's ``[CLS] ... [SEP]``).
+    With nothing given and nothing piped: ``default``.
+    """
+    if text and text != ["-"]:
+        if file is not None:
+            raise UsageError("give TEXT or --file, not both")
+        if ids:
+            raise UsageError("--ids reads IDs from stdin or --file; a TEXT argument is text")
+        content = " ".join(text)
+        from_text = True
+    else:
+        if text == ["-"] or file is not None:
+            content = text_source("-" if text == ["-"] else None, file).read()
+        elif not stdin_is_tty():
+            content = read_stdin_or_empty()
+            if not content and not ids:
+                content = default  # nothing piped: the default text
+        else:
+            if ids:
+                raise UsageError("--ids reads IDs from stdin or --file: pipe them in")
+            content = default
+        from_text = not ids and not _all_records(content)
+    if from_text:
+        if not content.strip():
+            raise InputError("empty input: there is no text")
+        return list(tok.hf.encode(content, add_special_tokens=special).ids)
+    found = [i for seq in read_id_input(TextSource("stdin", text=content)) for i in seq.ids]
+    if not found:
+        raise InputError("empty input: no token IDs")
+    for token_id in found:
+        tok.check_id(token_id)
+    return found

@@ -312,19 +312,19 @@ def draw_png(reports: Sequence[EvalReport], model: str, fh: IO[bytes]) -> None:
 
 def emit_next(tok: LoadedTokenizer, lm: LanguageModel, prompt: str, ids: list[int],
               ranked: list[tuple[int, float]], fmt: str, output: Path | None,
-              bos: bool) -> None:  # fmt: skip
-    rows: list[dict[str, Any]] = []
-    for rank, (token_id, logprob) in enumerate(ranked, 1):
-        token, text, hexed, special = tok.describe(token_id)
-        rows.append({"rank": rank, "id": token_id, "token": token, "text": text,
-                     "bytes": hexed, "special": special, "probability": math.exp(logprob),
-                     "logprob": logprob})  # fmt: skip
+              bos: bool, lens: dict[str, Any] | None = None) -> None:  # fmt: skip
+    rows = [_next_row(tok, token_id, math.exp(logprob), rank) | {"logprob": logprob}
+            for rank, (token_id, logprob) in enumerate(ranked, 1)]  # fmt: skip
+    lens_rows = _lens_rows(tok, lens) if lens is not None else []
     with open_output(output) as fh:
         if fmt == "jsonl":
-            write_jsonl(fh, rows)
+            write_jsonl(fh, rows if lens is None else lens_rows)
         elif fmt == "json":
-            write_json(fh, {"model": lm.loaded.label, "prompt": prompt, "bos": bos,
-                            "prompt_ids": ids, "next": rows})  # fmt: skip
+            doc = {"model": lm.loaded.label, "prompt": prompt, "bos": bos, "prompt_ids": ids,
+                   "next": rows}  # fmt: skip
+            if lens is not None:
+                doc["layers"] = lens_rows
+            write_json(fh, doc)
         else:
             from rich.table import Table
 
@@ -344,7 +344,56 @@ def emit_next(tok: LoadedTokenizer, lm: LanguageModel, prompt: str, ids: list[in
                               _bar(row["probability"] / top if top else 0.0, 20),
                               f"{row['logprob']:.3f}")  # fmt: skip
             out = console(fh)
+            if lens is not None:
+                out.print(_lens_table(lens_rows, lm.loaded.label))
+                check = lens["check"]
+                mark = "[green]✓[/]" if check.ok else "[bold red]✗[/]"
+                out.print(f"{mark} the lens after the last layer vs the model's own logits: "
+                          f"max |Δ| = {check.max_abs_diff:.1e}")  # fmt: skip
             out.print(table)
             covered = sum(r["probability"] for r in rows)
             out.print(f"[dim]these {len(rows)} hold {covered * 100:.1f}% of the probability; "
                       "bars are relative to the first[/]")  # fmt: skip
+    if lens is not None and not lens["check"].ok:
+        from llmcli.errors import LlmpathError
+
+        raise LlmpathError(
+            f"the logit lens after the last layer differs from the model's own logits by "
+            f"{lens['check'].max_abs_diff:.1e}"
+        )
+
+
+def _next_row(tok: LoadedTokenizer, token_id: int, p: float, rank: int) -> dict[str, Any]:
+    token, text, hexed, special = tok.describe(token_id)
+    return {"rank": rank, "id": token_id, "token": token, "text": text, "bytes": hexed,
+            "special": special, "probability": p}  # fmt: skip
+
+
+def _lens_rows(tok: LoadedTokenizer, lens: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per residual: ``layer`` -1 is the embeddings, then each layer's output."""
+    out = []
+    for row, (ids, probs) in enumerate(zip(lens["ids"], lens["probs"])):
+        out.append({"layer": row - 1, "after": "embeddings" if row == 0 else f"layer {row - 1}",
+                    "top": [_next_row(tok, int(i), float(p), r)
+                            for r, (i, p) in enumerate(zip(ids, probs), 1)]})  # fmt: skip
+    return out
+
+
+def _lens_table(rows: list[dict[str, Any]], model: str) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"logit lens of the last token: {model}'s final norm and unembedding "
+                  "after each layer", title_justify="left")  # fmt: skip
+    table.add_column("after", no_wrap=True)
+    width = len(rows[0]["top"]) if rows else 0
+    for k in range(min(width, 5)):
+        table.add_column(f"top {k + 1}", no_wrap=True)
+    for row in rows:
+        cells = []
+        for entry in row["top"][:5]:
+            p = entry["probability"]
+            shade = "bold" if p >= 0.5 else "" if p >= 0.1 else "dim"
+            cells.append(Text(f"{visible(entry['text'])[:12]} {p * 100:.0f}%", style=shade))
+        table.add_row(row["after"], *cells)
+    return table

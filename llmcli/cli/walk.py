@@ -1,0 +1,103 @@
+"""``llmpath walk``: one text through the whole transformer, every step by hand."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llmcli.cli.options import (
+    Device,
+    DeviceMap,
+    DeviceName,
+    Dtype,
+    DtypeName,
+    IdsFlag,
+    InputFile,
+    Output,
+    Quiet,
+    TrustRemoteCode,
+    WalkFormat,
+    WalkFormatOpt,
+    WeightsModel,
+)
+from llmcli.errors import UsageError
+from llmcli.models.resolve import resolve
+from llmcli.models.tokenizer import LoadedTokenizer
+from llmcli.render.output import choose_format
+from llmcli.render.progress import RichReporter
+
+SEED = "It's a blue sundress."
+
+
+def walk(
+    text: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help=f"Text (default: {SEED!r}); '-' or a pipe: stdin, text or token records.",
+            show_default=False,
+        ),
+    ] = None,  # fmt: skip
+    file: InputFile = None,
+    ids: IdsFlag = False,
+    model: WeightsModel = "smollm2",
+    layer: Annotated[
+        int, typer.Option("--layer", "-l", help="The layer opened step by step (-1: the last).")
+    ] = 0,
+    head: Annotated[int, typer.Option("--head", help="The head followed in that layer.")] = 0,
+    token: Annotated[
+        int | None,
+        typer.Option("--token", help="The token followed (default: the last).", show_default=False),
+    ] = None,  # fmt: skip
+    step: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--step",
+            "-s",
+            help="Show only these steps (repeatable): tokens, embed, "
+            "position, norm, head, heads, mlp, layers, output.",
+            show_default=False,
+        ),
+    ] = None,  # fmt: skip
+    dims: Annotated[
+        int, typer.Option("--dims", help="How many entries of each vector to show.", min=1)
+    ] = 8,
+    top: Annotated[
+        int, typer.Option("--top", help="Next tokens shown, and kept by the logit lens.", min=1)
+    ] = 5,
+    special: Annotated[
+        bool,
+        typer.Option(
+            "--special/--no-special",
+            help="Tokenize with the model's own template (e.g. <bos>, [CLS] ... [SEP]), "
+            "as the model is fed.",
+        ),
+    ] = True,  # fmt: skip
+    fmt: WalkFormatOpt = None,
+    output: Output = None,
+    device: Device = DeviceName.auto,
+    dtype: Dtype = DtypeName.auto,
+    device_map: DeviceMap = None,
+    trust_remote_code: TrustRemoteCode = False,
+    quiet: Quiet = False,
+) -> None:
+    """Walk a text through a transformer: every step computed by hand and checked."""
+    from llmcli.core import inputs
+    from llmcli.core.walk import plan_walk, run_walk
+    from llmcli.models.loader import load_model
+    from llmcli.render import walk as render
+
+    fmt_name = choose_format(fmt.value if fmt else None, output, [f.value for f in WalkFormat])
+    if fmt_name in ("npz", "html") and output is None:
+        raise UsageError(f"-f {fmt_name} needs -o FILE.{fmt_name}")
+    reporter = RichReporter(quiet)
+    resolved = resolve(model, reporter=reporter)
+    tok = LoadedTokenizer.for_model(resolved)
+    token_ids = inputs.model_input(tok, text, file, ids=ids, special=special, default=SEED)
+    plan = plan_walk(resolved, token_ids, layer=layer, head=head, token=token, steps=step)
+    loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
+                        attention="eager", trust_remote_code=trust_remote_code)  # fmt: skip
+    lens = "all" if fmt_name in ("npz", "html") else "token"
+    result = run_walk(loaded, tok, plan, dims=dims, top=top, lens=lens)
+    render.emit(result, tok, fmt_name, output)
+    render.report_failures(result)
