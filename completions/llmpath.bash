@@ -6,13 +6,14 @@
 _llmpath_spec() {
     # Sets subs (subcommands), opts (options), vopts (options taking a value) of path $1.
     case "$1" in
-        '') subs='tokenize onehot embed attention fewshot next pull models' opts='-V --version -h --help' vopts='' ;;
+        '') subs='tokenize onehot embed attention fewshot next walk pull models' opts='-V --version -h --help' vopts='' ;;
         'tokenize') subs='' opts='--file -m --model -f --format -o --output --special --no-special -d --decode -q --quiet -h --help' vopts='--file -m --model -f --format -o --output' ;;
         'onehot') subs='' opts='--file -m --model -f --format -o --output --special --no-special --dense -q --quiet -h --help' vopts='--file -m --model -f --format -o --output' ;;
         'embed') subs='' opts='--file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='--file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map' ;;
         'attention') subs='' opts='--file -m --model -l --layer --head -a --aggregate --top --special --no-special --truncate -f --format -o --output --precision --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='--file -m --model -l --layer --head -a --aggregate --top -f --format -o --output --precision --device --dtype --device-map' ;;
         'fewshot') subs='' opts='-t --task --query -k --shots --seed --instruction --template --choices --eval --limit --tasks --show-prompt -m --model --max-new-tokens --temperature --top-k --top-p --stop --separator --bos --no-bos --chat --batch-size -f --format -o --output --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='-t --task --query -k --shots --seed --instruction --template --choices --limit -m --model --max-new-tokens --temperature --top-k --top-p --stop --separator --batch-size -f --format -o --output --device --dtype --device-map' ;;
-        'next') subs='' opts='-k --top -m --model --bos --no-bos --chat -f --format -o --output --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='-k --top -m --model -f --format -o --output --device --dtype --device-map' ;;
+        'next') subs='' opts='-k --top -m --model --layers --bos --no-bos --chat -f --format -o --output --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='-k --top -m --model -f --format -o --output --device --dtype --device-map' ;;
+        'walk') subs='' opts='--file --ids -m --model -l --layer --head --token -s --step --dims --top --special --no-special -f --format -o --output --device --dtype --device-map --trust-remote-code -q --quiet -h --help' vopts='--file -m --model -l --layer --head --token -s --step --dims --top -f --format -o --output --device --dtype --device-map' ;;
         'pull') subs='' opts='--all --from-file --force -q --quiet -h --help' vopts='--from-file' ;;
         'models') subs='' opts='-f --format -o --output --verify -h --help' vopts='-f --format -o --output' ;;
         *) subs='' opts='' vopts='' ;;
@@ -83,6 +84,12 @@ _llmpath_option_value() {
         'next:-o'|'next:--output') _llmpath_value file '' "$3" ;;
         'next:--device') _llmpath_value choice 'auto cpu cuda mps' "$3" ;;
         'next:--dtype') _llmpath_value choice 'auto float32 float16 bfloat16' "$3" ;;
+        'walk:--file') _llmpath_value file '' "$3" ;;
+        'walk:-m'|'walk:--model') _llmpath_value model 'gpt2 minilm smollm2 gemma3-270m' "$3" ;;
+        'walk:-f'|'walk:--format') _llmpath_value choice 'table jsonl json npz html' "$3" ;;
+        'walk:-o'|'walk:--output') _llmpath_value file '' "$3" ;;
+        'walk:--device') _llmpath_value choice 'auto cpu cuda mps' "$3" ;;
+        'walk:--dtype') _llmpath_value choice 'auto float32 float16 bfloat16' "$3" ;;
         'pull:--from-file') _llmpath_value file '' "$3" ;;
         'models:-f'|'models:--format') _llmpath_value choice 'table jsonl json' "$3" ;;
         'models:-o'|'models:--output') _llmpath_value file '' "$3" ;;

