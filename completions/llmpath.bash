@@ -86,6 +86,7 @@ _llmpath_option_value() {
         'next:--dtype') _llmpath_value choice 'auto float32 float16 bfloat16' "$3" ;;
         'walk:--file') _llmpath_value file '' "$3" ;;
         'walk:-m'|'walk:--model') _llmpath_value model 'gpt2 minilm smollm2 gemma3-270m' "$3" ;;
+        'walk:-s'|'walk:--step') _llmpath_value choice 'tokens embed position norm head heads mlp layers output' "$3" ;;
         'walk:-f'|'walk:--format') _llmpath_value choice 'table jsonl json npz html' "$3" ;;
         'walk:-o'|'walk:--output') _llmpath_value file '' "$3" ;;
         'walk:--device') _llmpath_value choice 'auto cpu cuda mps' "$3" ;;

@@ -48,21 +48,25 @@ def walk(
     head: Annotated[int, typer.Option("--head", help="The head followed in that layer.")] = 0,
     token: Annotated[
         int | None,
-        typer.Option("--token", help="The token followed (default: the last).", show_default=False),
+        typer.Option(
+            "--token",
+            help="The token followed (default: the last that is not a special token).",
+            show_default=False,
+        ),
     ] = None,  # fmt: skip
     step: Annotated[
-        list[str] | None,
+        list[WalkStep] | None,
         typer.Option(
             "--step",
             "-s",
-            help="Show only these steps (repeatable): tokens, embed, "
-            "position, norm, head, heads, mlp, layers, output.",
+            help="Show only this step (repeatable).",
             show_default=False,
+            case_sensitive=False,
         ),
     ] = None,  # fmt: skip
     dims: Annotated[
         int, typer.Option("--dims", help="How many entries of each vector to show.", min=1)
-    ] = 8,
+    ] = 6,
     top: Annotated[
         int, typer.Option("--top", help="Next tokens shown, and kept by the logit lens.", min=1)
     ] = 5,
@@ -96,7 +100,8 @@ def walk(
     tok = LoadedTokenizer.for_model(resolved)
     token_ids = inputs.model_input(tok, text, file, ids=ids, special=special, default=SEED)
     steps = [getattr(s, "value", s) for s in step] if step else None
-    plan = plan_walk(resolved, token_ids, layer=layer, head=head, token=token, steps=steps)
+    plan = plan_walk(resolved, token_ids, layer=layer, head=head, token=token, steps=steps,
+                     special_ids=tok.special_ids)  # fmt: skip
     loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
                         attention="eager", trust_remote_code=trust_remote_code)  # fmt: skip
     lens = "all" if fmt_name in ("npz", "html") else "token"

@@ -102,8 +102,8 @@ def _vector_line(v: Vector, width: int) -> str:
 
     values = " ".join(_short(x) for x in v.values)
     more = " …" if len(v.values) < v.size else ""
-    norm = f"|v| {v.norm:.4g}, " if v.norm is not None else ""
-    return f"  {escape(v.label):<{width}} [{values}{more}] [dim]({norm}{v.size} dims)[/]"
+    norm = f"  [dim]|v| {v.norm:.4g}[/]" if v.norm is not None else ""
+    return f"  {escape(v.label):<{width}} [{values}{more}]{norm}"
 
 
 def _short(x: float) -> str:

@@ -122,7 +122,7 @@ def test_text_stays_text_and_records_or_ids_come_from_stdin(cli, tiny_gpt2_dir):
         ([TEXT, "--layer", "2"], 2, "--layer 2 is out of range: there are 2 layers"),
         ([TEXT, "--head", "-3"], 2, "--head -3 is out of range"),
         ([TEXT, "--token", "99"], 2, "--token 99 is out of range"),
-        ([TEXT, "-s", "nope"], 2, "unknown step 'nope'"),
+        ([TEXT, "-s", "nope"], 2, "'nope' is not one of 'tokens', 'embed'"),
         ([TEXT, "-f", "npz"], 2, "-f npz needs -o FILE.npz"),
         ([TEXT, "-f", "html"], 2, "-f html needs -o FILE.html"),
         (["--ids", "1 2"], 2, "a TEXT argument is text"),

@@ -121,8 +121,13 @@ def context_limit(config: dict[str, Any]) -> int | None:
 def plan_walk(
     resolved: ResolvedModel, ids: list[int], *, layer: str | int | None,
     head: str | int | None, token: str | int | None, steps: list[str] | None = None,
+    special_ids: frozenset[int] = frozenset(),
 ) -> WalkPlan:  # fmt: skip
-    """Check the model and the selection from the config alone (no torch, no weights)."""
+    """Check the model and the selection from the config alone (no torch, no weights).
+
+    The followed token defaults to the last one that is not in ``special_ids`` (BERT's
+    closing ``[SEP]`` is not the text), else the last.
+    """
     adapter = adapter_for(resolved)
     config = read_config(resolved)
     if not ids:
@@ -139,9 +144,17 @@ def plan_walk(
     return WalkPlan(
         adapter=adapter, ids=list(ids),
         layer=_index(layer, n_layers, "layer", 0), head=_index(head, n_heads, "head", 0),
-        token=_index(token, len(ids), "token", len(ids) - 1), steps=parse_steps(steps),
+        token=_index(token, len(ids), "token", _last_plain(ids, special_ids)),
+        steps=parse_steps(steps),
         n_layers=n_layers, n_heads=n_heads,
     )  # fmt: skip
+
+
+def _last_plain(ids: list[int], special_ids: frozenset[int]) -> int:
+    for index in range(len(ids) - 1, -1, -1):
+        if ids[index] not in special_ids:
+            return index
+    return len(ids) - 1
 
 
 def logit_lens(
@@ -190,7 +203,7 @@ def _tolerance(loaded: LoadedModel) -> float:
 
 
 def run_walk(
-    loaded: LoadedModel, tok: LoadedTokenizer, plan: WalkPlan, *, dims: int = 8, top: int = 5,
+    loaded: LoadedModel, tok: LoadedTokenizer, plan: WalkPlan, *, dims: int = 6, top: int = 5,
     lens: str = "token",
 ) -> Walk:  # fmt: skip
     """Run the model once with hooks, compute every step by hand, and check each.

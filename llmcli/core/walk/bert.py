@@ -102,7 +102,7 @@ class BertAdapter(Adapter):
             "ln2": Ref("attention.output.LayerNorm", "out"),
             "mlp_act": Ref("output.dense", "in"),
             "mlp_out": Ref("output.dense", "out"),
-            "out": Ref("", "out", first, "the layer's output"),
+            "out": Ref("", "out", first, "output of the layer"),
         }
 
     def matrix_shapes(self, i: int) -> dict[str, tuple[int, ...]]:

@@ -118,7 +118,7 @@ class GPT2Adapter(Adapter):
             "ln2": Ref("ln_2", "out"),
             "mlp_act": Ref("mlp.c_proj", "in"),
             "mlp_out": Ref("mlp", "out"),
-            "out": Ref("", "out", first, "the layer's output"),
+            "out": Ref("", "out", first, "output of the layer"),
         }
 
     def final_norm_module(self) -> Any:

@@ -123,7 +123,7 @@ class LlamaAdapter(Adapter):
             "ln2": Ref("post_attention_layernorm", "out"),
             "mlp_act": Ref("mlp.down_proj", "in"),
             "mlp_out": Ref("mlp", "out"),
-            "out": Ref("", "out", first, "the layer's output"),
+            "out": Ref("", "out", first, "output of the layer"),
         }
 
     def final_norm_module(self) -> Any:

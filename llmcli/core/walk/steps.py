@@ -75,7 +75,7 @@ def check_tensors(what: str, against: str, hand: Tensor, ref: Tensor, tolerance:
 def ref_check(ctx: Context, name: str, what: str) -> Check:
     ref = ctx.ad.refs(ctx.layer)[name]
     caught = ctx.cap.sub[(ref.path, ref.io)]
-    where = ref.against or f"{ref.path}'s {'input' if ref.io == 'in' else 'output'}"
+    where = ref.against or f"{ref.path} {'input' if ref.io == 'in' else 'output'}"
     return check(ctx, what, f"the model's {where}", ctx.hand[name], ref.shape(caught))
 
 
@@ -163,7 +163,7 @@ def sinusoidal(pos: int, d: int, n: int) -> list[float]:
 
 def position_step(ctx: Context) -> Step:
     ad, i = ctx.ad, ctx.token
-    sine = Vector(f"sinusoidal PE[{i}] (Vaswani et al. 2017, for comparison)",
+    sine = Vector(f"sinusoidal PE[{i}] (compare)",
                   sinusoidal(i, ad.d_model, ctx.dims), ad.d_model)  # fmt: skip
     if ad.inv_freq(ctx.layer) is None:
         return _learned_positions(ctx, sine)
@@ -237,9 +237,9 @@ def _rotary_positions(ctx: Context, sine: Vector) -> Step:
         shapes={"q": [ad.n_heads, len(ctx.labels), ad.d_head]},
         facts={"kind": "rotary", "theta": theta, "pairs": half, "where": where,
                "scaling": scaling},  # fmt: skip
-        vectors=[vec(f"q head {h}, token {i}, before rotation", qv, ctx.dims),
-                 vec(f"q head {h}, token {i}, rotated by position {i}",
-                     ctx.hand["q_rot"][h, i], ctx.dims), sine],  # fmt: skip
+        vectors=[vec(f"q[{i}] head {h}, unrotated", qv, ctx.dims),
+                 vec(f"q[{i}] turned to pos {i}", ctx.hand["q_rot"][h, i], ctx.dims),
+                 sine],  # fmt: skip
         tables=[
             Rows(f"rotation per pair (theta base {theta:g})" if theta else "rotation per pair",
                  ["pair", "dims", "theta_p", "wavelength (tokens)", f"angle at pos {i}"], rows),
