@@ -196,6 +196,79 @@ def tiny_gpt2_dir(bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return _save_model(GPT2LMHeadModel(config).eval(), folder)
 
 
+def _randomize_norms(model, *, scale: float, base: float) -> None:  # type: ignore[no-untyped-def]
+    """Give every norm's gain (and bias) random values: ``base + scale * randn``, so that
+    a formula that forgets the gain, or Gemma's ``1 + w``, is seen."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name.lower() and name.endswith(".weight"):
+                param.copy_(base + scale * torch.randn_like(param))
+            elif "norm" in name.lower() and name.endswith(".bias"):
+                param.copy_(scale * torch.randn_like(param))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama decoder (d=32, 4 query heads sharing 2 key/value heads, RoPE,
+    SwiGLU, tied embeddings) on the byte-level BPE tokenizer; its RMSNorm gains random."""
+    import shutil
+
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tinymodels") / "tinyllama"
+    shutil.copytree(bpe_dir, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    eot = tok.token_to_id(EOT)
+    torch.manual_seed(2)
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=64,
+        max_position_embeddings=64, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=True, bos_token_id=eot, eos_token_id=eot,
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    _randomize_norms(model, scale=0.3, base=1.0)
+    return _save_model(model, folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-layer Gemma 3 decoder (d=32, 2 query heads on 1 key/value head, d_head 16) on
+    the byte-level BPE tokenizer: two sliding-window layers (window 4, so a 10-token text
+    is really cut) with RoPE base 10000, then a full layer with base 1000000. Gemma's
+    RMSNorm gains start at 0 (the norm multiplies by 1 + w): here they are random."""
+    import shutil
+
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    folder = tmp_path_factory.mktemp("tinymodels") / "tinygemma3"
+    shutil.copytree(bpe_dir, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    eot = tok.token_to_id(EOT)
+    torch.manual_seed(3)
+    rope = {
+        "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+        "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+    }
+    config = Gemma3TextConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=3,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, intermediate_size=64,
+        query_pre_attn_scalar=16, sliding_window=4,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        rope_parameters=rope, tie_word_embeddings=True, max_position_embeddings=64,
+        pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
+    )  # fmt: skip
+    model = Gemma3ForCausalLM(config).eval()
+    _randomize_norms(model, scale=0.1, base=0.0)
+    return _save_model(model, folder)
+
+
 # --- running the command line ------------------------------------------------------------
 
 

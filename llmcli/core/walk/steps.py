@@ -325,6 +325,8 @@ def _matrix(ctx: Context, title: str, m: Tensor, kind: str) -> Matrix:
 
 
 def head_step(ctx: Context) -> Step:
+    import torch
+
     ad, hand, h, i, n = ctx.ad, ctx.hand, ctx.head, ctx.token, ctx.dims
     t, d, dh = len(ctx.labels), ad.d_model, ad.d_head
     kv = h // ad.groups
@@ -341,9 +343,9 @@ def head_step(ctx: Context) -> Step:
                              "token": i}  # fmt: skip
     if ad.groups > 1:
         explain.append(
-            f"Grouped-query attention: {ad.n_heads} query heads share "
-            f"{ad.n_kv_heads} key/value heads; head {h} uses key/value head {kv}, "
-            f"with heads {kv * ad.groups}-{kv * ad.groups + ad.groups - 1}."
+            f"Grouped-query attention: {ad.n_heads} query heads share {ad.n_kv_heads} "
+            f"key/value head{'s' if ad.n_kv_heads > 1 else ''}; head {h} uses key/value head "
+            f"{kv}, with heads {kv * ad.groups}-{kv * ad.groups + ad.groups - 1}."
         )
         facts["kv_head"] = kv
     if "q_normed" in hand:
@@ -363,7 +365,8 @@ def head_step(ctx: Context) -> Step:
              for j in range(t) if float(row[j]) > 0]  # fmt: skip
     terms.sort(key=lambda r: -float(r[2]))
     allowed = hand["allowed"]
-    masked = hand["weights"][:, ~allowed]  # [head, masked cells]
+    # [head, masked cells] of both computations: a mask leaves exactly 0 there.
+    masked = torch.cat([hand["weights"][:, ~allowed], ctx.cap.attentions[ctx.layer][:, ~allowed]])
     sums = (hand["weights"].sum(-1) - 1).abs().max()
     cap = ctx.cap
     checks = [
@@ -377,8 +380,11 @@ def head_step(ctx: Context) -> Step:
         check(ctx, "weights = softmax(scores), every head",
               "the model's attention weights (eager, output_attentions)",
               hand["weights"], cap.attentions[ctx.layer]),
-        Check("weights of the masked cells", "0",
-              float(masked.abs().max()) if masked.numel() else 0.0, 1.0, 0.0),
+    ]  # fmt: skip
+    if masked.numel():
+        checks.append(Check("weights of the masked cells, by hand and the model's", "0",
+                            float(masked.abs().max()), 1.0, 0.0))  # fmt: skip
+    checks += [
         Check("the sum of each row of weights", "1", float(sums), 1.0, ctx.tolerance),
         ref_check(ctx, "mixed", "Y = weights @ v, every head"),
     ]  # fmt: skip
