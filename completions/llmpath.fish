@@ -134,6 +134,7 @@ complete -c llmpath -n '__llmpath_using embed' -s h -l help -d 'Show this messag
 
 # llmpath attention
 complete -c llmpath -n '__llmpath_using attention' -l file -r -F -d 'Read input from this file (\'-\' for stdin).'
+complete -c llmpath -n '__llmpath_using attention' -l ids -d 'Stdin or --file holds token IDs (as \'tokenize -f ids\' writes them), not text.'
 complete -c llmpath -n '__llmpath_using attention' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights: a registry name, a Hugging Face folder, a .gguf file or a hub id.'
 complete -c llmpath -n '__llmpath_using attention' -s l -l layer -x -d 'Layers: 0,3 or 2-5 or -1 (the last). Default: all.'
 complete -c llmpath -n '__llmpath_using attention' -l head -x -d 'Heads, as for --layer. Default: all.'

@@ -13,14 +13,16 @@ from llmcli.cli.options import (
     DeviceName,
     Dtype,
     DtypeName,
+    IdsFlag,
     InputFile,
     Output,
     Quiet,
     TrustRemoteCode,
     WeightsModel,
 )
+from llmcli.core import inputs
 from llmcli.errors import UsageError
-from llmcli.models.resolve import resolve
+from llmcli.models.resolve import model_config, resolve
 from llmcli.models.tokenizer import LoadedTokenizer
 from llmcli.render.output import choose_format
 from llmcli.render.progress import RichReporter
@@ -32,12 +34,13 @@ def attention(
     text: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Text (default: \"It's a blue sundress.\"); '-' or a pipe: stdin, "
-            "text or token records.",
+            help="Text (default: \"It's a blue sundress.\"), always read as text; '-' or a "
+            "pipe: stdin, text or token records (IDs with --ids).",
             show_default=False,
         ),
     ] = None,
     file: InputFile = None,
+    ids: IdsFlag = False,
     model: WeightsModel = "smollm2",
     layer: Annotated[
         str | None,
@@ -89,7 +92,7 @@ def attention(
 ) -> None:
     """Show each layer's and head's attention: which earlier tokens each token mixes in."""
     from llmcli.core import attention as core
-    from llmcli.models.loader import load_model
+    from llmcli.models.loader import load_model, require_weights
     from llmcli.render import attention as render
 
     fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
@@ -104,11 +107,16 @@ def attention(
     reporter = RichReporter(quiet)
     resolved = resolve(model, reporter=reporter)
     tok = LoadedTokenizer.for_model(resolved)
-    ids = core.input_ids(tok, text, file, special=special)
-    loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
-                        attention="eager", trust_remote_code=trust_remote_code)  # fmt: skip
-    ids = core.prepare_ids(ids, loaded, truncate=truncate)
-    run = core.start(loaded, tok, ids, layers=layer, heads=head, aggregate=aggregate)
+    token_ids = inputs.model_input(tok, text, file, ids=ids, special=special, default=core.SEED)
+    require_weights(resolved)
+    config = model_config(resolved)
+    token_ids = core.prepare_ids(token_ids, config, resolved.label, truncate=truncate)
+    run = core.plan(config, resolved.label, tok, token_ids, layers=layer, heads=head,
+                    aggregate=aggregate)  # fmt: skip
+    if fmt_name in ("html", "png"):
+        from llmcli.render import attention_pictures as pictures
+
+        pictures.check_size(run, fmt_name)  # before the weights load
     note = ""
     if (
         fmt_name == "table"
@@ -121,5 +129,7 @@ def attention(
         run.layers = run.layers[-1:]
         note = (f"showing layer {run.layers[0]} of 0-{run.n_layers - 1}; "
                 "choose with --layer, or use -f html for all")  # fmt: skip
-    render.emit(run, core.run(loaded, run), fmt_name, output, precision=precision, top=top,
+    loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
+                        attention="eager", trust_remote_code=trust_remote_code)  # fmt: skip
+    render.emit(run, core.maps(loaded, run), fmt_name, output, precision=precision, top=top,
                 shown_note=note)  # fmt: skip

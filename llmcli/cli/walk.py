@@ -102,6 +102,10 @@ def walk(
     steps = [getattr(s, "value", s) for s in step] if step else None
     plan = plan_walk(resolved, token_ids, layer=layer, head=head, token=token, steps=steps,
                      special_ids=tok.special_ids)  # fmt: skip
+    if fmt_name == "html":
+        from llmcli.render.walk_page import check_size
+
+        check_size(plan)  # before the weights load
     loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
                         attention="eager", trust_remote_code=trust_remote_code)  # fmt: skip
     lens = "all" if fmt_name in ("npz", "html") else "token"

@@ -106,43 +106,46 @@ class AttentionRun:
         return (len(self.layers), heads, t, t)
 
 
-def context_size(model: LoadedModel) -> int | None:
-    config = model.model.config
+def context_size(config: dict[str, Any]) -> int | None:
     for key in ("max_position_embeddings", "n_positions", "max_seq_len"):
-        value = getattr(config, key, None)
+        value = config.get(key)
         if isinstance(value, int) and value > 0:
             return value
     return None
 
 
-def prepare_ids(ids: list[int], model: LoadedModel, *, truncate: bool) -> list[int]:
+def prepare_ids(ids: list[int], config: dict[str, Any], label: str, *, truncate: bool) -> list[int]:
     """Check the IDs fit the model's context; ``truncate`` keeps the first ones that do."""
     if not ids:
         raise InputError("empty input: there are no tokens to attend to")
-    limit = context_size(model)
+    limit = context_size(config)
     if limit is not None and len(ids) > limit:
         if not truncate:
             raise InputError(
-                f"{len(ids)} tokens do not fit {model.label}'s context of {limit}: "
+                f"{len(ids)} tokens do not fit {label}'s context of {limit}: "
                 "shorten the text or pass --truncate"
             )
         ids = ids[:limit]
     return ids
 
 
-def start(
-    model: LoadedModel, tok: LoadedTokenizer, ids: list[int], *,
+def plan(
+    config: dict[str, Any], label: str, tok: LoadedTokenizer, ids: list[int], *,
     layers: str | None, heads: str | None, aggregate: str,
 ) -> AttentionRun:  # fmt: skip
-    """Check the selection against the model and describe the run."""
+    """Check the selection against the model's config (``model_config``) and describe the
+    run, before any weight loads: a bad ``--layer`` costs nothing."""
     if aggregate not in AGGREGATES:
         raise UsageError(f"unknown aggregate {aggregate!r}; choose from {', '.join(AGGREGATES)}")
-    config = model.model.config
-    n_layers = int(config.num_hidden_layers)
-    n_heads = int(config.num_attention_heads)
+    n_layers = int(config.get("num_hidden_layers") or config.get("n_layer") or 0)
+    n_heads = int(config.get("num_attention_heads") or config.get("n_head") or 0)
+    if n_layers < 1 or n_heads < 1:
+        raise UsageError(f"the config of {label} gives no layer or head count")
+    architectures = config.get("architectures") or []
+    decoder = any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
     return AttentionRun(
-        model=model.label,
-        kind=model.kind,
+        model=label,
+        kind="decoder" if decoder else "encoder",
         tokens=records_for_ids(tok, ids),
         layers=parse_selection(layers, n_layers, "layer"),
         heads=parse_selection(heads, n_heads, "head"),
@@ -152,7 +155,7 @@ def start(
     )
 
 
-def run(model: LoadedModel, run: AttentionRun) -> Iterator[AttentionMap]:
+def maps(model: LoadedModel, run: AttentionRun) -> Iterator[AttentionMap]:
     """The attention maps of the run, a layer at a time (``[query, key]`` each).
 
     The weights are those of ``output_attentions=True`` under eager attention. As
@@ -206,41 +209,3 @@ def top_k(matrix: np.ndarray[Any, Any], k: int) -> list[list[tuple[int, float]]]
         order = np.argsort(-row, kind="stable")[:k]
         out.append([(int(j), float(row[j])) for j in order if row[j] > 0])
     return out
-
-
-def input_ids(
-    tok: LoadedTokenizer, text: list[str] | None, file: Any, *, special: bool
-) -> list[int]:
-    """IDs to run: the seed sentence, TEXT, ``--file`` or stdin (text, IDs or token records).
-
-    Text is tokenized as the model's tokenizer does it (with its special tokens,
-    such as Gemma's ``<bos>``, unless ``special`` is off); records and IDs are used
-    as given.
-    """
-    from llmcli.core import inputs
-
-    if text and text != ["-"]:
-        if file is not None:
-            raise UsageError("give TEXT or --file, not both")
-        content = " ".join(text)
-    elif text == ["-"] or file is not None:
-        content = inputs.text_source("-" if text == ["-"] else None, file).read()
-    elif not inputs.stdin_is_tty():
-        content = inputs.read_stdin_or_empty() or SEED  # nothing piped: the seed sentence
-    else:
-        content = SEED
-    stripped = content.strip()
-    if stripped.startswith("{") or (
-        stripped and all(w.lstrip("-").isdigit() for w in stripped.split())
-    ):
-        ids = [
-            i
-            for seq in inputs.read_id_input(inputs.TextSource("stdin", text=content))
-            for i in seq.ids
-        ]
-        for token_id in ids:
-            tok.check_id(token_id)
-        return ids
-    if not content.strip():
-        raise InputError("empty input: there is no text to attend to")
-    return list(tok.hf.encode(content, add_special_tokens=special).ids)

@@ -62,6 +62,25 @@ def _torch_dtype(name: str, device: str) -> Any:
     return getattr(torch, name)
 
 
+def require_weights(resolved: ResolvedModel) -> None:
+    """Refuse, before anything is read, a model with no safetensors weights: a tokenizer
+    only, or weights only as pickle files (unpickling can run code)."""
+    pickle_suffixes = (".bin", ".pt", ".pth", ".ckpt")
+    pickled = [p.name for p in resolved.path.glob("*") if p.suffix in pickle_suffixes]
+    if not any(resolved.path.glob("*.safetensors")) and pickled:
+        raise ModelError(
+            f"{resolved.label} has weights only as pickle files ({', '.join(sorted(pickled))}); "
+            "llmpath reads safetensors only, since unpickling can run code: convert them first"
+        )
+    if not resolved.has_weights:
+        raise ModelError(
+            f"{resolved.label} is a tokenizer only, with no weights; use a model with "
+            "weights: smollm2 or gemma3-270m (decoders), or minilm (an encoder)"
+        )
+    if not any(resolved.path.glob("*.safetensors")):
+        raise ModelError(f"{resolved.label} has no safetensors weights in {resolved.path}")
+
+
 def load_model(
     resolved: ResolvedModel,
     *,
@@ -76,21 +95,8 @@ def load_model(
     ``attention="eager"`` is needed where attention weights are read: the default
     SDPA kernel does not return them.
     """
-    pickle_suffixes = (".bin", ".pt", ".pth", ".ckpt")
-    pickled = [p.name for p in resolved.path.glob("*") if p.suffix in pickle_suffixes]
-    if not any(resolved.path.glob("*.safetensors")) and pickled:
-        raise ModelError(
-            f"{resolved.label} has weights only as pickle files ({', '.join(sorted(pickled))}); "
-            "llmpath reads safetensors only, since unpickling can run code: convert them first"
-        )
-    if not resolved.has_weights:
-        raise ModelError(
-            f"{resolved.label} is a tokenizer only, with no weights; use a model with "
-            "weights: smollm2 or gemma3-270m (decoders), or minilm (an encoder)"
-        )
+    require_weights(resolved)
     folder = resolved.path
-    if not any(folder.glob("*.safetensors")):
-        raise ModelError(f"{resolved.label} has no safetensors weights in {folder}")
     import transformers
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from llmcli import fsutil
 from llmcli.errors import ModelError, OfflineError
@@ -37,6 +38,20 @@ class ResolvedModel:
         if self.spec is not None:
             return self.spec.has_weights
         return any(self.path.glob("*.safetensors"))
+
+
+def model_config(resolved: ResolvedModel) -> dict[str, Any]:
+    """The model's ``config.json`` as a dict, read without transformers (before any weight
+    loads: sizes are checked against it)."""
+    path = resolved.path / "config.json"
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the config of {resolved.label}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ModelError(f"the config of {resolved.label} is not a JSON object")
+    text = value.get("text_config")
+    return {**value, **text} if isinstance(text, dict) else value
 
 
 def resolve(ref: str, *, reporter: Reporter | None = None) -> ResolvedModel:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +26,25 @@ def _label(run: AttentionRun, i: int) -> str:
     return text if len(text) <= 10 else text[:9] + "…"
 
 
+def spans(values: Sequence[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    parts: list[str] = []
+    for value in values:
+        if parts and value == int(parts[-1].rsplit("-", 1)[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{value}"
+        else:
+            parts.append(str(value))
+    return ", ".join(parts)
+
+
+def rollout_layers(run: AttentionRun) -> str:
+    """``all 30 layers`` or ``layers 2-5`` (of 30): the layers a rollout multiplied."""
+    if len(run.layers) == run.n_layers:
+        return f"all {run.n_layers} layers"
+    which = "layers" if len(run.layers) > 1 else "layer"
+    return f"{which} {spans(run.layers)} of 0-{run.n_layers - 1}"
+
+
 def kind_line(run: AttentionRun) -> str:
     how = (
         "a decoder: masked (causal) attention, each token sees itself and earlier tokens"
@@ -41,7 +60,9 @@ def _grid(run: AttentionRun, amap: AttentionMap) -> Any:
 
     t = run.n_tokens
     title = (
-        f"layer {amap.layer} · head {amap.head}" if amap.layer != "rollout" else "attention rollout"
+        f"layer {amap.layer} · head {amap.head}"
+        if amap.layer != "rollout"
+        else f"attention rollout of {rollout_layers(run)}"
     )
     table = Table(title=title, box=None, pad_edge=False, padding=(0, 0), show_header=True,
                   title_justify="left", header_style="dim")  # fmt: skip
@@ -106,16 +127,24 @@ def render_top(out: Any, run: AttentionRun, maps: Iterable[AttentionMap], k: int
             out.print(f"  {i:>3} {escape(_label(run, i)):<11} → {shown}")
 
 
-def records(run: AttentionRun, maps: Iterable[AttentionMap]) -> Iterator[dict[str, object]]:
+def records(
+    run: AttentionRun, maps: Iterable[AttentionMap], top: int = 0
+) -> Iterator[dict[str, object]]:
+    """One record per map; with ``top``, each query's ``top`` keys as ``[key, weight]``."""
     tokens = [r.token for r in run.tokens]
     for amap in maps:
-        yield {
+        record: dict[str, object] = {
             "model": run.model,
             "layer": amap.layer,
             "head": amap.head,
+            "layers": run.layers if amap.layer == "rollout" else [amap.layer],
+            "heads": [amap.head] if isinstance(amap.head, int) else run.heads,
             "tokens": tokens,
             "matrix": [[round(float(x), 6) for x in row] for row in amap.matrix],
         }
+        if top:
+            record["top"] = [[[j, round(w, 6)] for j, w in row] for row in top_k(amap.matrix, top)]
+        yield record
 
 
 def emit(
@@ -131,7 +160,6 @@ def emit(
             raise UsageError(f"-f {fmt} needs -o FILE.{fmt}")
         from llmcli.render import attention_pictures as pictures
 
-        pictures.check_size(run, fmt)  # before the model runs
         with open_output(output, binary=True) as fh:
             if fmt == "html":
                 fh.write(pictures.html_page(run, list(maps)).encode("utf-8"))
@@ -146,7 +174,7 @@ def emit(
             else:
                 render_heatmaps(out, run, maps, shown_note)
         elif fmt == "jsonl":
-            for record in records(run, maps):
+            for record in records(run, maps, top):
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
             write_json(fh, {
@@ -154,7 +182,7 @@ def emit(
                 "tokens": [r.to_dict() for r in run.tokens],
                 "dims": ["layer", "head", "query", "key"],
                 "maps": [{k: v for k, v in r.items() if k not in ("model", "tokens")}
-                         for r in records(run, maps)],
+                         for r in records(run, maps, top)],
             })  # fmt: skip
 
 
@@ -194,8 +222,9 @@ def _write_array(
         extras = {
             "ids": np.array([r.id for r in run.tokens], dtype=np.int64),
             "tokens": np.array([r.token for r in run.tokens], dtype=np.str_),
-            "layers": np.array(run.layers if run.aggregate != "rollout" else [-1]),
-            "heads": np.array(run.heads if run.aggregate == "none" else [-1]),
+            # The layers and heads the maps are made of (rollout: every layer it multiplied).
+            "layers": np.array(run.layers),
+            "heads": np.array(run.heads),
             "dims": np.array(["layer", "head", "query", "key"]),
         }
         # A zip of deflated .npy members, as np.savez_compressed writes it.

@@ -23,7 +23,7 @@ import numpy as np
 from llmcli.core.attention import AttentionMap, AttentionRun
 from llmcli.core.tokenize import TokenRecord
 from llmcli.errors import LlmpathError, UsageError
-from llmcli.render.attention import kind_line
+from llmcli.render.attention import kind_line, rollout_layers, spans
 from llmcli.render.tokens import shown_text
 
 DIMS = ("layer", "head", "query", "key")
@@ -85,25 +85,14 @@ def _shape_words(run: AttentionRun) -> str:
     return f"[{layers}, {heads}, {queries}, {keys}]"
 
 
-def _spans(values: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
-    parts: list[str] = []
-    for value in values:
-        if parts and value == int(parts[-1].rsplit("-", 1)[-1]) + 1:
-            parts[-1] = f"{parts[-1].split('-')[0]}-{value}"
-        else:
-            parts.append(str(value))
-    return ", ".join(parts)
-
-
 def token_label(record: TokenRecord) -> str:
     """How a token is labelled: its text with spaces and newlines made visible."""
     return shown_text(record) or record.token
 
 
-def _title(amap: AttentionMap) -> str:
+def _title(amap: AttentionMap, run: AttentionRun) -> str:
     if amap.layer == "rollout":
-        return "attention rollout (all layers)"
+        return f"attention rollout of {rollout_layers(run)}"
     if isinstance(amap.head, str):
         return f"layer {amap.layer} · {amap.head} of heads"
     return f"layer {amap.layer} · head {amap.head}"
@@ -111,8 +100,8 @@ def _title(amap: AttentionMap) -> str:
 
 def _what(run: AttentionRun) -> str:
     """What the maps are, in a sentence."""
-    heads = f"heads {_spans(run.heads)}" if len(run.heads) > 1 else f"head {run.heads[0]}"
-    layers = f"layers {_spans(run.layers)}" if len(run.layers) > 1 else f"layer {run.layers[0]}"
+    heads = f"heads {spans(run.heads)}" if len(run.heads) > 1 else f"head {run.heads[0]}"
+    layers = f"layers {spans(run.layers)}" if len(run.layers) > 1 else f"layer {run.layers[0]}"
     if run.aggregate == "mean":
         return f"Each map is the mean over {heads} of a layer; {layers}."
     if run.aggregate == "max":
@@ -120,8 +109,8 @@ def _what(run: AttentionRun) -> str:
     if run.aggregate == "rollout":
         return (
             "Attention rollout (Abnar & Zuidema 2020): each layer's mean over heads, with "
-            "the residual connection added, multiplied through the layers: how much each "
-            "token's last state draws on each input token."
+            f"the residual connection added, multiplied through {rollout_layers(run)}: how much "
+            "each token's last state draws on each input token."
         )
     return f"Maps of {layers}, {heads}."
 
@@ -142,6 +131,8 @@ def page_data(run: AttentionRun, maps: Sequence[AttentionMap]) -> dict[str, Any]
         "n_layers": run.n_layers,
         "n_heads": run.n_heads,
         "aggregate": run.aggregate,
+        "layers": run.layers,
+        "rollout_of": rollout_layers(run),
         "dims": list(DIMS),
         "shape": list(run.shape()),
         "decimals": DECIMALS,
@@ -341,14 +332,14 @@ let G = null; // the geometry of the heatmap drawn now
 
 const current = () => layers[state.layer].maps[state.head];
 const masked = (i, j) => CAUSAL && j > i;
-const layerName = (l) => (l === "rollout" ? "rollout (all layers)" : String(l));
+const layerName = (l) => (l === "rollout" ? "rollout (" + D.rollout_of + ")" : String(l));
 function headName(h) {
   if (h === "rollout") return "mean (rollout)";
   return typeof h === "string" ? h + " of heads" : String(h);
 }
 function title(n) {
   const m = D.maps[n];
-  if (m.layer === "rollout") return "attention rollout (all layers)";
+  if (m.layer === "rollout") return "attention rollout of " + D.rollout_of;
   return "layer " + m.layer + " \u00b7 " + headName(m.head).replace(/^(\d+)$/, "head $1");
 }
 function scaled(w, n) {
@@ -824,7 +815,7 @@ def png_grid(run: AttentionRun, maps: Sequence[AttentionMap], fh: IO[bytes]) -> 
             matrix = np.asarray(amap.matrix, dtype=np.float64)
             data = np.ma.masked_array(matrix, mask=future) if future is not None else matrix
             image = ax.imshow(data, cmap=cmap, norm=norm, interpolation="nearest")
-            ax.set_title(_title(amap), fontsize=10, parse_math=False)
+            ax.set_title(_title(amap, run), fontsize=10, parse_math=False)
             if bottom:
                 ax.set_xticks(ticks, keys, rotation=90, fontsize=font, family=family,
                               parse_math=False)  # fmt: skip

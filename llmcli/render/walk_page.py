@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from llmcli.core.tokenize import TokenRecord
+from llmcli.core.walk import WalkPlan
 from llmcli.core.walk.records import Walk
-from llmcli.render.attention_pictures import script_json, token_label
+from llmcli.errors import UsageError
+from llmcli.render.attention_pictures import HTML_MAX_VALUES, script_json, token_label
 
 Describe = Callable[[int], tuple[str, str, str, bool]]
 
@@ -132,3 +134,15 @@ def html_page(walk: Walk, describe: Describe) -> str:
     }
     # One pass over the skeleton: what is filled in is never searched again.
     return PLACEHOLDER.sub(lambda m: fields[m.group(1)], asset("walk.html"))
+
+
+def check_size(plan: WalkPlan) -> None:
+    """Refuse, before the model runs, a page too large to open: it holds the scores and
+    weights of every head of the opened layer, ``2 x head x token x token`` numbers."""
+    n = len(plan.ids)
+    cost = 2 * plan.n_heads * n * n
+    if cost > HTML_MAX_VALUES:
+        raise UsageError(
+            f"a walk page of {n} tokens would hold {cost:,} attention numbers (at most "
+            f"{HTML_MAX_VALUES:,}): use a shorter text, or -f npz"
+        )

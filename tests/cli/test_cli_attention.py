@@ -16,7 +16,7 @@ import pytest
 from llmcli.core import attention as core
 from llmcli.core.attention import SEED
 from llmcli.models.loader import load_model
-from llmcli.models.resolve import resolve
+from llmcli.models.resolve import model_config, resolve
 from llmcli.models.tokenizer import LoadedTokenizer
 
 SENTENCE = "The cat sat on the mat."
@@ -40,8 +40,9 @@ def expected(tiny_gpt2_dir, tiny_bert_dir):
 
     def maps(ids, model="gpt2", aggregate="none", layers=None, heads=None):
         m, tok = loaded[model]
-        run = core.start(m, tok, list(ids), layers=layers, heads=heads, aggregate=aggregate)
-        return np.stack([a.matrix for a in core.run(m, run)]).reshape(run.shape())
+        run = core.plan(model_config(m.resolved), m.label, tok, list(ids), layers=layers,
+                        heads=heads, aggregate=aggregate)  # fmt: skip
+        return np.stack([a.matrix for a in core.maps(m, run)]).reshape(run.shape())
 
     def ids(text, model="gpt2", special=True):
         return list(loaded[model][1].hf.encode(text, add_special_tokens=special).ids)
@@ -70,7 +71,10 @@ def test_jsonl_is_the_default_in_a_pipe(cli, tiny_gpt2_dir, expected, bpe_ref):
     assert result.err == ""
     rows = result.jsonl()
     assert [(r["layer"], r["head"]) for r in rows] == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    assert all(set(r) == {"model", "layer", "head", "tokens", "matrix"} for r in rows)
+    keys = {"model", "layer", "head", "layers", "heads", "tokens", "matrix"}
+    assert all(set(r) == keys for r in rows)
+    assert [(r["layers"], r["heads"]) for r in rows] == [([0], [0]), ([0], [1]), ([1], [0]),
+                                                         ([1], [1])]  # fmt: skip
     assert all(r["tokens"] == bpe_ref.encode(SENTENCE).tokens for r in rows)
     assert {r["model"] for r in rows} == {"tinygpt2"}
     want = expected(expected.ids(SENTENCE))
@@ -105,7 +109,7 @@ def test_json(cli, tiny_bert_dir, expected):
     assert [t["id"] for t in doc["tokens"]] == ids
     assert doc["tokens"][0]["token"] == "[CLS]" and doc["tokens"][-1]["token"] == "[SEP]"
     assert [(m["layer"], m["head"]) for m in doc["maps"]] == [(0, 0), (0, 1)]
-    assert all(set(m) == {"layer", "head", "matrix"} for m in doc["maps"])
+    assert all(set(m) == {"layer", "head", "layers", "heads", "matrix"} for m in doc["maps"])
     got = np.array([m["matrix"] for m in doc["maps"]])
     np.testing.assert_allclose(got, expected(ids, "bert")[0], atol=1e-6)
 
@@ -155,9 +159,9 @@ def test_npz_in_float16(cli, tiny_gpt2_dir, expected, tmp_path):
 @pytest.mark.parametrize(
     ("aggregate", "shape", "layers", "heads"),
     [
-        ("mean", (2, 1), [0, 1], [-1]),
-        ("max", (2, 1), [0, 1], [-1]),
-        ("rollout", (1, 1), [-1], [-1]),
+        ("mean", (2, 1), [0, 1], [0, 1]),
+        ("max", (2, 1), [0, 1], [0, 1]),
+        ("rollout", (1, 1), [0, 1], [0, 1]),
     ],
 )
 def test_npz_of_aggregates(cli, tiny_bert_dir, expected, tmp_path, aggregate, shape, layers, heads):
@@ -169,6 +173,44 @@ def test_npz_of_aggregates(cli, tiny_bert_dir, expected, tmp_path, aggregate, sh
         assert npz["attention"].shape == (*shape, len(ids), len(ids))
         assert list(npz["layers"]) == layers and list(npz["heads"]) == heads
         np.testing.assert_array_equal(npz["attention"], expected(ids, "bert", aggregate))
+
+
+def test_rollout_of_chosen_layers_names_them(cli, tiny_bert_dir, expected, tmp_path):
+    path = tmp_path / "roll.npz"
+    args = ("attention", SENTENCE, "-m", tiny_bert_dir, "-a", "rollout", "-l", "1")
+    assert cli(*args, "-o", path).code == 0
+    with np.load(path) as npz:
+        assert list(npz["layers"]) == [1] and list(npz["heads"]) == [0, 1]
+    (row,) = cli(*args, "-f", "jsonl").jsonl()
+    assert row["layers"] == [1] and row["heads"] == [0, 1]
+    table = cli(*args, "-f", "table")
+    assert "attention rollout of layer 1 of 0-1" in table.out
+    page = tmp_path / "roll.html"
+    assert cli(*args, "-o", page).code == 0
+    text = page.read_text(encoding="utf-8")
+    assert "layer 1 of 0-1" in text and "all layers" not in text
+
+
+def test_top_is_kept_in_jsonl_and_json(cli, tiny_gpt2_dir):
+    rows = cli("attention", SENTENCE, "-m", tiny_gpt2_dir, "-l", "0", "--head", "0", "--top", "2",
+               "-f", "jsonl").jsonl()  # fmt: skip
+    (row,) = rows
+    assert len(row["top"]) == len(row["tokens"])
+    for i, best in enumerate(row["top"]):
+        order = sorted(range(len(row["matrix"][i])), key=lambda j: -row["matrix"][i][j])
+        assert [j for j, _ in best] == [j for j in order[:2] if row["matrix"][i][j] > 0]
+    doc = json.loads(cli("attention", SENTENCE, "-m", tiny_gpt2_dir, "-l", "0", "--head", "0",
+                         "--top", "2", "-f", "json").out)  # fmt: skip
+    assert doc["maps"][0]["top"] == row["top"]
+
+
+def test_a_bad_layer_is_reported_before_the_weights_load(cli, one_error, tiny_gpt2_dir,
+                                                          monkeypatch):  # fmt: skip
+    import llmcli.models.loader as loader
+
+    monkeypatch.setattr(loader, "load_model", lambda *a, **k: pytest.fail("weights loaded"))
+    one_error(cli("attention", SENTENCE, "-m", tiny_gpt2_dir, "-l", "7"), 2, "layer 7")
+    one_error(cli("attention", SENTENCE, "-m", tiny_gpt2_dir, "--head", "9"), 2, "head 9")
 
 
 def test_table_shows_the_last_layer_and_says_so(cli, tiny_gpt2_dir, bpe_ref):
@@ -219,7 +261,8 @@ def test_help_names_the_array_dimensions(cli):
 
 def test_table_too_wide_for_the_terminal(cli, tiny_gpt2_dir, one_error):
     # 64 tokens need 14 + 3 * 64 + 3 columns; the tests' terminal has 200.
-    result = cli("attention", "-m", tiny_gpt2_dir, "-f", "table", " ".join(["5"] * 64))
+    result = cli("attention", "-m", tiny_gpt2_dir, "-f", "table", "--ids",
+                 stdin=" ".join(["5"] * 64).encode())  # fmt: skip
     one_error(result, 2, "64 tokens do not fit a terminal 200 columns wide", "-f html")
 
 
@@ -304,16 +347,29 @@ def test_token_records_are_used_as_given(cli, tiny_bert_dir, expected):
     np.testing.assert_array_equal(plain, got)
 
 
-def test_ids_are_used_as_given(cli, tiny_gpt2_dir, expected):
+def test_ids_are_used_as_given_with_ids(cli, tiny_gpt2_dir, expected, tmp_path):
     tok = expected.tok["gpt2"]
     ids = [7, 200, 7, 12]
+    path = tmp_path / "ids.txt"
+    path.write_bytes(b"7 200\n7 12\n")
     for result in (
-        cli("attention", "-m", tiny_gpt2_dir, stdin=b"7 200\n7 12\n"),
-        cli("attention", "-m", tiny_gpt2_dir, "7", "200", "7", "12"),
+        cli("attention", "-m", tiny_gpt2_dir, "--ids", stdin=b"7 200\n7 12\n"),
+        cli("attention", "-m", tiny_gpt2_dir, "--ids", "--file", path),
     ):
         tokens, got = _matrices(result)
         assert tokens == [tok.token(i) for i in ids]
         np.testing.assert_allclose(got, expected(ids), atol=1e-6)
+
+
+def test_a_text_of_digits_is_text(cli, tiny_gpt2_dir, expected, bpe_ref):
+    for result in (
+        cli("attention", "-m", tiny_gpt2_dir, "1999 2024"),
+        cli("attention", "-m", tiny_gpt2_dir, stdin=b"1999 2024"),
+        cli("attention", "-m", tiny_gpt2_dir, '{"id": 3}'),
+    ):
+        tokens, got = _matrices(result)
+        text = "1999 2024" if "{" not in tokens[0] else '{"id": 3}'
+        assert tokens == bpe_ref.encode(text).tokens
 
 
 def test_special_tokens_by_default_and_no_special(cli, tiny_bert_dir):
@@ -338,8 +394,10 @@ def test_longer_than_the_context(cli, tiny_gpt2_dir, expected, one_error):
 
 def test_records_longer_than_the_context(cli, tiny_bert_dir, expected, one_error):
     stdin = ("5 " * 70).encode()
-    one_error(cli("attention", "-m", tiny_bert_dir, stdin=stdin), 1, "70 tokens", "context of 64")
-    tokens, _ = _matrices(cli("attention", "-m", tiny_bert_dir, "--truncate", stdin=stdin))
+    one_error(cli("attention", "-m", tiny_bert_dir, "--ids", stdin=stdin), 1, "70 tokens",
+              "context of 64")  # fmt: skip
+    tokens, _ = _matrices(cli("attention", "-m", tiny_bert_dir, "--truncate", "--ids",
+                              stdin=stdin))  # fmt: skip
     assert len(tokens) == 64
 
 
@@ -364,7 +422,7 @@ def test_records_longer_than_the_context(cli, tiny_bert_dir, expected, one_error
         (["   "], None, 1, ["empty input"]),
         ([], b"\n  \n", 1, ["empty input"]),
         (["-"], b"", 1, ["empty input"]),
-        (["1", "99999"], None, 1, ["ID 99999 is outside the vocabulary of tinygpt2"]),
+        (["--ids"], b"1 99999", 1, ["ID 99999 is outside the vocabulary of tinygpt2"]),
         (["x", "--file", "F"], None, 2, ["not both"]),
         (["--file", "missing.txt"], None, 1, ["cannot read", "no such file"]),
     ],

@@ -118,7 +118,7 @@ ROWS: list[tuple[str, list[str], bytes | None, int, str]] = [
      "stdin line 1: malformed JSON"),
     ("attention-record-without-id", ["attention", "-m", "{GPT2}"], b'{"token": "a"}\n', 1,
      'stdin line 1: a token record needs an "id"'),
-    ("attention-negative-id", ["attention", "-m", "{GPT2}"], b"3 -1\n", 1,
+    ("attention-negative-id", ["attention", "-m", "{GPT2}", "--ids"], b"3 -1\n", 1,
      "ID -1 is outside the vocabulary of tinygpt2"),
     ("attention-past-the-context-with-o",
      ["attention", "-m", "{GPT2}", "--file", "{F}/long.txt", "-f", "json", "-o", "{OUT}/a.json"],

@@ -215,3 +215,26 @@ def test_stdin_text_is_read(cli, tiny_gpt2_dir):
     result = cli("walk", "-m", tiny_gpt2_dir, "-s", "tokens", stdin=b"The cat sat.\n")
     assert result.code == 0, result.err
     assert result.jsonl()[0]["facts"]["tokens"] >= 3
+
+
+def test_a_page_too_large_is_refused_before_the_weights_load(
+    cli, one_error, tiny_gpt2_dir, tmp_path, monkeypatch
+):  # fmt: skip
+    import llmcli.models.loader as loader
+    import llmcli.render.walk_page as page
+
+    monkeypatch.setattr(loader, "load_model", lambda *a, **k: pytest.fail("weights loaded"))
+    monkeypatch.setattr(page, "HTML_MAX_VALUES", 100)
+    out = tmp_path / "w.html"
+    one_error(cli("walk", TEXT, "-m", tiny_gpt2_dir, "-o", out), 2, "would hold", "-f npz")
+    assert not out.exists()
+
+
+def test_a_long_text_shows_the_followed_row_around_its_token(cli, tiny_bert_dir):
+    text = " ".join(["the cat sat on the mat"] * 4)
+    result = cli("walk", text, "-m", tiny_bert_dir, "-s", "head", "--token", "3")
+    assert result.code == 0, result.err
+    (weights,) = [m for m in result.jsonl()[0]["matrices"] if m["kind"] == "weights"]
+    assert len(weights["rows"]) == 1 and weights["rows"][0].startswith("3:")
+    assert len(weights["cols"]) == 16 and weights["cols"][0].startswith("0:")
+    assert any(c.startswith("10:") for c in weights["cols"])  # an encoder looks ahead too

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from llmcli.core import attention as core
+from llmcli.core.inputs import model_input
 from llmcli.core.tokenize import records_for_ids
 from llmcli.errors import InputError, UsageError
 from llmcli.models.loader import LoadedModel, load_model
-from llmcli.models.resolve import resolve
+from llmcli.models.resolve import model_config, resolve
 from llmcli.models.tokenizer import LoadedTokenizer
 
 SENTENCE = "The cat sat on the mat."
@@ -170,8 +171,10 @@ def hand(bpe_tok):
     model = LoadedModel("hand", _HandModel(HAND), torch.device("cpu"), torch.float32, False, None)
 
     def maps(aggregate, layers=None, heads=None):
-        run = core.start(model, bpe_tok, [5, 6], layers=layers, heads=heads, aggregate=aggregate)
-        return run, list(core.run(model, run))
+        config = {"num_hidden_layers": len(HAND), "num_attention_heads": len(HAND[0])}
+        run = core.plan(config, "hand", bpe_tok, [5, 6], layers=layers, heads=heads,
+                        aggregate=aggregate)  # fmt: skip
+        return run, list(core.maps(model, run))
 
     return maps
 
@@ -253,8 +256,9 @@ def direct_attentions(folder, decoder: bool, ids: list[int]) -> np.ndarray:
 
 def core_maps(tiny, name, ids, aggregate="none", layers=None, heads=None):
     model, tok, _ = tiny[name]
-    run = core.start(model, tok, ids, layers=layers, heads=heads, aggregate=aggregate)
-    return run, list(core.run(model, run))
+    run = core.plan(model_config(model.resolved), model.label, tok, ids, layers=layers,
+                    heads=heads, aggregate=aggregate)  # fmt: skip
+    return run, list(core.maps(model, run))
 
 
 def stacked(run, maps) -> np.ndarray:
@@ -265,7 +269,7 @@ def stacked(run, maps) -> np.ndarray:
 def sentence_ids(tiny):
     """The sentence as each tiny model's tokenizer encodes it, special tokens included."""
     return {
-        name: core.input_ids(tok, [SENTENCE], None, special=True)
+        name: model_input(tok, [SENTENCE], None, ids=False, special=True, default=SENTENCE)
         for name, (_, tok, _) in tiny.items()
     }
 
@@ -370,64 +374,83 @@ def test_rollout_equals_numpy_over_the_layers(tiny, sentence_ids, name):
 # --- input and context ---------------------------------------------------------------------
 
 
+def input_ids(tok, text, file, *, special=True, ids=False):
+    return model_input(tok, text, file, ids=ids, special=special, default=SENTENCE)
+
+
 def test_input_ids_from_text_with_and_without_special_tokens(tiny):
     _, tok, folder = tiny["bert"]
     from tokenizers import Tokenizer
 
     ref = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    with_special = core.input_ids(tok, ["a", "blue", "cat"], None, special=True)
+    with_special = input_ids(tok, ["a", "blue", "cat"], None, special=True)
     assert with_special == ref.encode("a blue cat", add_special_tokens=True).ids
     assert [tok.token(i) for i in (with_special[0], with_special[-1])] == ["[CLS]", "[SEP]"]
-    plain = core.input_ids(tok, ["a blue cat"], None, special=False)
+    plain = input_ids(tok, ["a blue cat"], None, special=False)
     assert plain == with_special[1:-1]
 
 
-def test_input_ids_take_ids_and_records_as_given(tiny):
+def test_a_text_argument_is_always_text(tiny, bpe_ref, tmp_path):
     _, tok, _ = tiny["gpt2"]
-    assert core.input_ids(tok, ["7 3", "12"], None, special=True) == [7, 3, 12]
+    assert input_ids(tok, ["7 3", "12"], None) == bpe_ref.encode("7 3 12").ids
     records = '{"index": 0, "id": 9}\n{"index": 1, "id": 4}\n'
-    assert core.input_ids(tok, [records], None, special=True) == [9, 4]
+    assert input_ids(tok, [records], None) == bpe_ref.encode(records).ids
+    path = tmp_path / "records.jsonl"
+    path.write_text(records, encoding="utf-8")
+    assert input_ids(tok, None, path) == [9, 4]  # a file of records: their IDs
+    path.write_text("7 3\n12\n", encoding="utf-8")
+    assert input_ids(tok, None, path) == bpe_ref.encode("7 3\n12\n").ids  # text, unless...
+    assert input_ids(tok, None, path, ids=True) == [7, 3, 12]  # ... --ids
 
 
 def test_input_ids_errors(tiny, tmp_path):
     _, tok, _ = tiny["gpt2"]
     with pytest.raises(InputError, match="empty input"):
-        core.input_ids(tok, [" \n "], None, special=True)
+        input_ids(tok, [" \n "], None)
+    path = tmp_path / "ids.txt"
+    path.write_text(f"1 {tok.vocab_size}\n", encoding="utf-8")
     with pytest.raises(InputError, match=f"ID {tok.vocab_size} is outside the vocabulary"):
-        core.input_ids(tok, [f"1 {tok.vocab_size}"], None, special=True)
-    path = tmp_path / "text.txt"
+        input_ids(tok, None, path, ids=True)
     path.write_text(SENTENCE, encoding="utf-8")
     with pytest.raises(UsageError, match="not both"):
-        core.input_ids(tok, ["cat"], path, special=True)
+        input_ids(tok, ["cat"], path)
+    with pytest.raises(UsageError, match="a TEXT argument is text"):
+        input_ids(tok, ["1 2"], None, ids=True)
 
 
 def test_input_ids_from_a_file(tiny, bpe_ref, tmp_path):
     _, tok, _ = tiny["gpt2"]
     path = tmp_path / "text.txt"
     path.write_text(SENTENCE, encoding="utf-8")
-    assert core.input_ids(tok, None, path, special=True) == bpe_ref.encode(SENTENCE).ids
+    assert input_ids(tok, None, path) == bpe_ref.encode(SENTENCE).ids
 
 
 def test_the_context_size_and_truncation(tiny):
     model, _, _ = tiny["gpt2"]
-    assert core.context_size(model) == 64
-    assert core.context_size(tiny["bert"][0]) == 64
+    config = model_config(model.resolved)
+    assert core.context_size(config) == 64
+    assert core.context_size(model_config(tiny["bert"][0].resolved)) == 64
+
+    def prepare(ids, truncate):
+        return core.prepare_ids(ids, config, model.label, truncate=truncate)
+
     ids = list(range(1, 71))
     with pytest.raises(InputError) as exc:
-        core.prepare_ids(ids, model, truncate=False)
+        prepare(ids, False)
     assert "70 tokens do not fit" in str(exc.value)
     assert "context of 64" in str(exc.value)
     assert "--truncate" in str(exc.value)
-    assert core.prepare_ids(ids, model, truncate=True) == ids[:64]
-    assert core.prepare_ids(ids[:64], model, truncate=False) == ids[:64]
+    assert prepare(ids, True) == ids[:64]
+    assert prepare(ids[:64], False) == ids[:64]
     with pytest.raises(InputError, match="empty input"):
-        core.prepare_ids([], model, truncate=True)
+        prepare([], True)
 
 
-def test_start_describes_the_run(tiny, sentence_ids):
+def test_plan_describes_the_run_from_the_config(tiny, sentence_ids):
     model, tok, _ = tiny["bert"]
     ids = sentence_ids["bert"]
-    run = core.start(model, tok, ids, layers="-1", heads=None, aggregate="none")
+    config = model_config(model.resolved)
+    run = core.plan(config, model.label, tok, ids, layers="-1", heads=None, aggregate="none")
     assert (run.kind, run.n_layers, run.n_heads) == ("encoder", 2, 2)
     assert (run.layers, run.heads) == ([1], [0, 1])
     assert [r.id for r in run.tokens] == ids

@@ -25,7 +25,7 @@ from llmcli.core import attention as core_attention
 from llmcli.core import onehot as core_onehot
 from llmcli.core import tokenize as core_tokenize
 from llmcli.models.loader import load_model
-from llmcli.models.resolve import resolve
+from llmcli.models.resolve import model_config, resolve
 from llmcli.models.tokenizer import LoadedTokenizer
 
 PROPERTY = settings(
@@ -110,9 +110,11 @@ def tiny_models(tiny_gpt2_dir, tiny_bert_dir):
 def _maps(tiny_models, name: str, text: str, aggregate: str) -> np.ndarray:
     model, tok = tiny_models[name]
     ids = list(tok.hf.encode(text, add_special_tokens=True).ids)
-    ids = core_attention.prepare_ids(ids, model, truncate=True)
-    run = core_attention.start(model, tok, ids, layers=None, heads=None, aggregate=aggregate)
-    got = np.stack([m.matrix for m in core_attention.run(model, run)])
+    config = model_config(model.resolved)
+    ids = core_attention.prepare_ids(ids, config, model.label, truncate=True)
+    run = core_attention.plan(config, model.label, tok, ids, layers=None, heads=None,
+                              aggregate=aggregate)  # fmt: skip
+    got = np.stack([m.matrix for m in core_attention.maps(model, run)])
     assert got.shape[1:] == (len(ids), len(ids))
     return got
 

@@ -12,7 +12,6 @@ True
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ from llmcli.core.walk.records import TOLERANCE, Check, Step, Walk
 from llmcli.core.walk.steps import STEPS
 from llmcli.errors import InputError, ModelError, UsageError
 from llmcli.models.loader import LoadedModel
-from llmcli.models.resolve import ResolvedModel
+from llmcli.models.resolve import ResolvedModel, model_config
 from llmcli.models.tokenizer import LoadedTokenizer
 
 __all__ = ["ADAPTERS", "STEPS", "Walk", "WalkPlan", "plan_walk", "run_walk", "logit_lens",
@@ -58,11 +57,7 @@ class WalkPlan:
 
 
 def read_config(resolved: ResolvedModel) -> dict[str, Any]:
-    path = resolved.path / "config.json"
-    try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the config of {resolved.label}: {exc}") from exc
+    return dict(model_config(resolved))
 
 
 def adapter_for(resolved: ResolvedModel) -> type[Adapter]:

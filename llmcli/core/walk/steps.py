@@ -314,14 +314,21 @@ def _norm_module(ad: Adapter, layer: int) -> Any:
 
 
 def _matrix(ctx: Context, title: str, m: Tensor, kind: str) -> Matrix:
+    """The whole ``[query, key]`` matrix up to SMALL tokens; past that, the followed
+    token's row over SMALL keys around it (the last ones up to it in a decoder), each
+    label then prefixed with its index."""
     t = len(ctx.labels)
-    rows = range(t) if t <= SMALL else [ctx.token]
-    cols = list(range(t)) if t <= SMALL else list(range(max(0, ctx.token - SMALL + 1),
-                                                          ctx.token + 1))  # fmt: skip
+    if t <= SMALL:
+        rows, cols = list(range(t)), list(range(t))
+        names = ctx.labels
+    else:
+        lo = ctx.token - SMALL + 1 if ctx.ad.facts.decoder else ctx.token - SMALL // 2
+        lo = max(0, min(lo, t - SMALL))
+        rows, cols = [ctx.token], list(range(lo, lo + SMALL))
+        names = [f"{j}:{label}" for j, label in enumerate(ctx.labels)]
     values = [[None if not math.isfinite(float(m[r, c])) else round(float(m[r, c]), 4)
                for c in cols] for r in rows]  # fmt: skip
-    return Matrix(title, [ctx.labels[r] for r in rows], [ctx.labels[c] for c in cols],
-                  values, kind)  # fmt: skip
+    return Matrix(title, [names[r] for r in rows], [names[c] for c in cols], values, kind)
 
 
 def head_step(ctx: Context) -> Step:
