@@ -93,8 +93,11 @@ def _check_line(c: Check) -> str:
 
     mark = "[green]✓[/]" if c.ok else "[bold red]✗[/]"
     tail = "" if c.ok else f" [red](allowed {c.tolerance:g} x {c.scale:.3g})[/]"
+    relative = ""
+    if c.scale > 1 and math.isfinite(c.max_abs_diff) and c.max_abs_diff > 0:
+        relative = f" [dim](relative {c.max_abs_diff / c.scale:.1e})[/]"
     return (f"  {mark} {escape(c.what)} [dim]vs[/] {escape(c.against)}: "
-            f"max |Δ| = {_delta(c)}{tail}")  # fmt: skip
+            f"max |Δ| = {_delta(c)}{relative}{tail}")  # fmt: skip
 
 
 def _vector_line(v: Vector, width: int) -> str:

@@ -291,7 +291,11 @@ def norm_step(ctx: Context) -> Step:
     vectors = [vec(f"before, token {i}", before, ctx.dims), vec(f"after, token {i}", after,
                                                                    ctx.dims)]  # fmt: skip
     if module is not None:
-        vectors.append(vec("gain w", module.weight.detach().float(), ctx.dims))
+        gain = module.weight.detach().float()
+        if "1 + w" in ad.facts.norm:
+            vectors.append(vec("gain 1 + w", 1.0 + gain, ctx.dims))
+        else:
+            vectors.append(vec("gain w", gain, ctx.dims))
         if getattr(module, "bias", None) is not None:
             vectors.append(vec("bias", module.bias.detach().float(), ctx.dims))
         facts["eps"] = float(getattr(module, "eps", getattr(module, "variance_epsilon", 0.0)))
