@@ -37,8 +37,8 @@ ADAPTERS: dict[str, type[Adapter]] = {
     a.model_types[0]: a for a in (LlamaAdapter, Gemma3Adapter, BertAdapter, GPT2Adapter)
 }
 KNOWN = "Llama (smollm2), Gemma 3 (gemma3-270m), BERT (minilm) and GPT-2 (a folder or hub id)"
-# The logit lens multiplies [token, d_model] by [d_model, vocab] per layer: this many
-# logits at a time at most (64 MB of float32), so a long text stays within bounds.
+# The logit lens multiplies [row, d_model] by [d_model, vocab]: this many logits at a time
+# at most (64 MB of float32), so a long text stays within bounds.
 LENS_CHUNK = 1 << 24
 
 
@@ -160,9 +160,10 @@ def logit_lens(
     ``[layer + 1, token, top]``. The last row is checked against ``reference`` (the
     model's own logits) where given.
 
-    Every layer's rows go through the unembedding together, in chunks: the matrix is
-    read once per chunk rather than once per layer (for one token, a matrix-vector
-    product per layer would read Gemma's 671 MB unembedding 19 times).
+    Every layer's rows go through the unembedding together, a slice of the vocabulary at a
+    time: each slice of the matrix is read once for all rows, and the softmax is carried
+    along (the best ``top`` so far and the log of the sum of exponentials), so the logits
+    of the whole vocabulary are never held at once.
     """
     import torch
 
@@ -172,34 +173,45 @@ def logit_lens(
     cap = ad.final_softcap()
     n_rows, n_tokens = len(hidden), hidden[0].shape[0]
     normed = torch.cat([ad.final_norm(x.float()) for x in hidden])  # [(layer + 1) * token, d]
+    vocab = int(u.shape[0])
     last = (n_rows - 1) * n_tokens  # where the last residual's rows start
-    chunk = max(1, LENS_CHUNK // int(u.shape[0]))
     ids = np.zeros((n_rows * n_tokens, top), dtype=np.int64)
     probs = np.zeros((n_rows * n_tokens, top), dtype=np.float32)
     delta, scale = 0.0, 1.0
-    last_logits = None
-    for lo in range(0, normed.shape[0], chunk):
-        hi = min(lo + chunk, normed.shape[0])
-        logits = normed[lo:hi] @ u.T
-        if cap:
-            logits = cap * torch.tanh(logits / cap)
-        if hi > last:
-            mine = logits[max(0, last - lo) :]
-            if reference is not None:
-                ref = reference[max(lo, last) - last : hi - last].to(logits.device)
-                delta = max(delta, float((mine - ref).abs().max()))
+    block = 4096  # rows at a time
+    for lo in range(0, normed.shape[0], block):
+        rows = normed[lo : lo + block]
+        n = rows.shape[0]
+        width = max(512, LENS_CHUNK // n)  # vocabulary entries at a time
+        best_v = torch.full((n, top), float("-inf"), device=rows.device)
+        best_i = torch.zeros((n, top), dtype=torch.long, device=rows.device)
+        lse = torch.full((n,), float("-inf"), device=rows.device)
+        mine = max(0, last - lo)  # this block's first row of the last residual
+        for v0 in range(0, vocab, width):
+            logits = rows @ u[v0 : v0 + width].T
+            if cap:
+                logits = cap * torch.tanh(logits / cap)
+            if reference is not None and mine < n:
+                ref = reference[lo + mine - last : lo + n - last, v0 : v0 + width]
+                ref = ref.to(logits.device)
+                delta = max(delta, float((logits[mine:] - ref).abs().max()))
                 scale = max(scale, float(ref.abs().max()))
-            if hi == normed.shape[0]:
-                last_logits = logits[-1]
-        p, i = torch.softmax(logits, dim=-1).topk(top, dim=-1)
-        ids[lo:hi] = i.cpu().numpy()
-        probs[lo:hi] = p.cpu().numpy()
+            k = min(top, logits.shape[1])
+            v, i = logits.topk(k, dim=-1)
+            both_v, both_i = torch.cat([best_v, v], 1), torch.cat([best_i, i + v0], 1)
+            best_v, pick = both_v.topk(top, dim=-1)
+            best_i = both_i.gather(1, pick)
+            # log sum exp of the slice, in place: its largest logit is v[:, 0].
+            top_of_slice = v[:, 0]
+            summed = logits.sub_(top_of_slice[:, None]).exp_().sum(dim=-1)
+            lse = torch.logaddexp(lse, top_of_slice + summed.log())
+        ids[lo : lo + n] = best_i.cpu().numpy()
+        probs[lo : lo + n] = (best_v - lse[:, None]).exp().cpu().numpy()
     which = "every token" if n_tokens > 1 else "the token"
     check = Check(f"lens after the last layer, {which}", "the model's own logits", delta,
                   scale, tolerance)  # fmt: skip
     shape = (n_rows, n_tokens, top)
-    return {"ids": ids.reshape(shape), "probs": probs.reshape(shape), "check": check,
-            "last_logits": last_logits}  # fmt: skip
+    return {"ids": ids.reshape(shape), "probs": probs.reshape(shape), "check": check}
 
 
 def _tolerance(loaded: LoadedModel) -> float:
