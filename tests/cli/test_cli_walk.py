@@ -154,7 +154,7 @@ def test_a_tokenizer_only_model_and_an_unknown_architecture(cli, one_error, bpe_
         (folder / name).write_bytes((bpe_dir / name).read_bytes())
     (folder / "config.json").write_text(json.dumps({"model_type": "mistral"}))
     (folder / "model.safetensors").write_bytes(b"")
-    one_error(cli("walk", TEXT, "-m", folder), 1, "does not know the architecture", "mistral",
+    one_error(cli("walk", TEXT, "-m", folder), 1, "do not know the architecture", "mistral",
               "Llama (smollm2)")  # fmt: skip
 
 

@@ -842,5 +842,5 @@ def test_plan_rejects_an_unknown_architecture(tmp_path, no_loading):
     with pytest.raises(ModelError) as exc:
         core.plan_walk(resolve(str(folder)), [1, 2], layer=0, head=0, token=None)
     message = str(exc.value)
-    assert "does not know the architecture" in message and "(mistral)" in message
+    assert "do not know the architecture" in message and "(mistral)" in message
     assert "Llama" in message and "GPT-2" in message

@@ -64,15 +64,15 @@ def adapter_for(resolved: ResolvedModel) -> type[Adapter]:
     """The adapter of a model's architecture, from its config.json (no weights loaded)."""
     if not resolved.has_weights:
         raise ModelError(
-            f"{resolved.label} is a tokenizer only, with no weights; walk needs the weights of "
-            f"an architecture it knows: {KNOWN}"
+            f"{resolved.label} is a tokenizer only, with no weights; walk and the logit lens "
+            f"need the weights of an architecture they know: {KNOWN}"
         )
     config = read_config(resolved)
     kind = str(config.get("model_type", ""))
     if kind not in ADAPTERS:
         raise ModelError(
-            f"walk does not know the architecture of {resolved.label} ({kind or 'no model_type'}"
-            f"); it knows {KNOWN}"
+            f"walk and the logit lens do not know the architecture of {resolved.label} "
+            f"({kind or 'no model_type'}); they know {KNOWN}"
         )
     return ADAPTERS[kind]
 
