@@ -25,7 +25,7 @@ from typing import Any
 
 from llmcli.core.lm import ChoiceScore, Generation, LanguageModel, Request
 from llmcli.core.tasks import Item, Task
-from llmcli.errors import ModelError, UsageError
+from llmcli.errors import InputError, ModelError, UsageError
 from llmcli.models.tokenizer import LoadedTokenizer
 
 SEPARATOR = "\n\n"  # lm-evaluation-harness's fewshot_delimiter
@@ -278,6 +278,14 @@ def make_cases(
     else:
         tests = task.tests
         asked = [(i.input, i) for i in (tests[:limit] if limit else tests)]
+    for _, item in asked:
+        if item is not None and item.choices and item.answer is None:
+            # Scored against choices that do not hold its answer, the item could only
+            # count as wrong: refuse it rather than count it so.
+            raise InputError(
+                f"{task.source or task.name}, line {item.line}: the answer {item.output!r} is "
+                f"not one of the choices ({', '.join(item.choices)})"
+            )
     cases = []
     for index, (query, item) in enumerate(asked):
         for count in shots:

@@ -195,6 +195,20 @@ def test_choices_give_scores(fewshot):
         assert row["correct"] is (best == "cat")
 
 
+def test_choices_that_miss_an_asked_items_answer_are_refused(fewshot, one_error, tiny_task):
+    # The first test item's answer is "cat": scored against mat,sundress it could only be
+    # wrong, so it is an error naming the item; --eval names the first such item.
+    one_error(fewshot("--choices", "mat,sundress"), 1,
+              f"{tiny_task}, line 6: the answer 'cat' is not one of the choices "
+              "(mat, sundress)")  # fmt: skip
+    one_error(fewshot("--choices", "mat,cat", "--eval"), 1, "line 7: the answer 'spring'")
+    # Free queries have no right answer, and examples need none among the choices.
+    free = fewshot("-f", "jsonl", "--choices", "mat,sundress", "-k", "1", "--query", "dog")
+    assert free.code == 0, free.err
+    (row,) = free.jsonl()
+    assert row["correct"] is None and row["prediction"] in ("mat", "sundress")
+
+
 def test_choices_are_scored_as_the_model_scores_them(fewshot, tiny_gpt2_dir):
     (row,) = fewshot("-f", "jsonl", "--choices", "mat,cat", "-k", "0").jsonl()
     resolved = resolve(str(tiny_gpt2_dir))
