@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from llmcli.core.numbers import require_finite
 from llmcli.core.tokenize import TokenRecord, records_for_ids
 from llmcli.errors import InputError, UsageError
 from llmcli.models.loader import LoadedModel
@@ -183,6 +184,7 @@ def maps(model: LoadedModel, run: AttentionRun) -> Iterator[AttentionMap]:
             continue
         weights = tensor[0].float().cpu().numpy()[run.heads]  # [head, query, key]
         del tensor
+        require_finite(weights, f"the attention weights of layer {layer}", model.label)
         if run.aggregate == "none":
             for head, matrix in zip(run.heads, weights):
                 yield AttentionMap(layer, head, matrix)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from llmcli.core.numbers import require_finite
 from llmcli.errors import InputError, UsageError
 from llmcli.models.loader import LoadedModel
 from llmcli.models.tokenizer import LoadedTokenizer
@@ -259,6 +260,8 @@ def embed(
             else:
                 vectors, tokens = contextual_vectors(model, tok, words)
         matrix = pairwise(vectors, metric)
+        if model is not None:
+            require_finite(vectors, f"the {kind} vectors", model.label)
         results.append(KindResult(kind, vectors, tokens, matrix, rank(words, matrix, metric)))
     near: dict[str, list[Neighbor]] = {}
     if k_neighbors:

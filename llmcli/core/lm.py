@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmcli.core.numbers import require_finite
 from llmcli.errors import InputError, ModelError
 from llmcli.models.loader import LoadedModel
 from llmcli.models.tokenizer import LoadedTokenizer
@@ -172,6 +173,7 @@ class LanguageModel:
         self.check_length(len(context))
         with torch.inference_mode():
             logits, _, _, _ = self._prompt_pass([list(context)])
+        require_finite(logits[0], "the next-token logits", self.loaded.label, allow_neg_inf=True)
         return torch.log_softmax(logits[0], dim=-1).cpu()
 
     def score(
@@ -214,6 +216,8 @@ class LanguageModel:
             for j, cont in enumerate(req.continuations):
                 choice = req.choices[j] if j < len(req.choices) else ""
                 text = req.texts[j] if j < len(req.texts) else choice
+                require_finite(per_token[k], f"the log-likelihood of {text!r}", self.loaded.label,
+                               allow_neg_inf=True)  # fmt: skip
                 scores.append(ChoiceScore(choice, text, cont, per_token[k], greedy[k]))
                 k += 1
             out.append(scores)

@@ -93,6 +93,7 @@ def render_heatmaps(
 ) -> None:
     from rich.columns import Columns
 
+    maps = list(maps)  # computed before anything is printed: an error leaves no half table
     width = out.width or shutil.get_terminal_size().columns
     if _grid_width(run) > width:
         keep = max(1, (width - LABEL_WIDTH - 3) // 3)
@@ -119,6 +120,7 @@ def render_heatmaps(
 def render_top(out: Any, run: AttentionRun, maps: Iterable[AttentionMap], k: int) -> None:
     from rich.markup import escape
 
+    maps = list(maps)
     out.print(kind_line(run))
     for amap in maps:
         out.print(f"[bold]layer {amap.layer} · head {amap.head}[/]")

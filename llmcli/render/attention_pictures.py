@@ -22,7 +22,7 @@ import numpy as np
 
 from llmcli.core.attention import AttentionMap, AttentionRun
 from llmcli.core.tokenize import TokenRecord
-from llmcli.errors import LlmpathError, UsageError
+from llmcli.errors import UsageError
 from llmcli.render.attention import kind_line, rollout_layers, spans
 from llmcli.render.tokens import shown_text
 
@@ -119,12 +119,8 @@ def _what(run: AttentionRun) -> str:
 
 
 def page_data(run: AttentionRun, maps: Sequence[AttentionMap]) -> dict[str, Any]:
-    """What the page embeds: the run, the tokens and every map, rounded to 4 decimals."""
-    if not all(np.isfinite(m.matrix).all() for m in maps):
-        raise LlmpathError(
-            f"{run.model} gave attention weights that are not numbers (NaN or infinity); "
-            "try --dtype float32"
-        )
+    """What the page embeds: the run, the tokens and every map, rounded to 4 decimals
+    (core has checked that every weight is a number)."""
     return {
         "model": run.model,
         "kind": run.kind,

@@ -67,11 +67,19 @@ def open_output(path: Path | None, *, binary: bool = False) -> Iterator[IO[Any]]
             yield fh
 
 
+def _not_a_number(exc: ValueError) -> OutputError:
+    return OutputError(f"cannot write JSON: {exc} (a NaN or infinity reached the output)")
+
+
 def write_jsonl(fh: IO[str], rows: Iterable[dict[str, Any]]) -> int:
+    """JSON Lines; NaN and infinity, which JSON does not have, are refused."""
     count = 0
     buf = io.StringIO()
     for row in rows:
-        buf.write(json.dumps(row, ensure_ascii=False))
+        try:
+            buf.write(json.dumps(row, ensure_ascii=False, allow_nan=False))
+        except ValueError as exc:
+            raise _not_a_number(exc) from exc
         buf.write("\n")
         count += 1
         if buf.tell() > 1 << 16:
@@ -82,7 +90,12 @@ def write_jsonl(fh: IO[str], rows: Iterable[dict[str, Any]]) -> int:
 
 
 def write_json(fh: IO[str], obj: Any) -> None:
-    json.dump(obj, fh, ensure_ascii=False, indent=2)
+    """One JSON document; NaN and infinity are refused before anything is written."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, indent=2, allow_nan=False)
+    except ValueError as exc:
+        raise _not_a_number(exc) from exc
+    fh.write(text)
     fh.write("\n")
 
 
