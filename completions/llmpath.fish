@@ -16,7 +16,7 @@ function __llmpath_value_options --description 'Options of a path that take a va
         case onehot
             printf '%s\n' --file -m --model -f --format -o --output
         case embed
-            printf '%s\n' --file -m --model -k --kind --metric -n --neighbors -f --format -o --output --device --dtype --device-map
+            printf '%s\n' --file -m --model -k --kind --metric --pool -n --neighbors -f --format -o --output --device --dtype --device-map
         case attention
             printf '%s\n' --file -m --model -l --layer --head -a --aggregate --top -f --format -o --output --precision --device --dtype --device-map
         case fewshot
@@ -122,6 +122,7 @@ complete -c llmpath -n '__llmpath_using embed' -l file -r -F -d 'Read input from
 complete -c llmpath -n '__llmpath_using embed' -s m -l model -x -a '(__llmpath_models)' -d 'A model with weights: a registry name, a Hugging Face folder, a .gguf file or a hub id.'
 complete -c llmpath -n '__llmpath_using embed' -s k -l kind -x -d 'onehot, input, contextual (repeat or comma-separate). Default: all three.'
 complete -c llmpath -n '__llmpath_using embed' -l metric -x -a 'cosine euclidean dot' -d 'How nearness is measured.'
+complete -c llmpath -n '__llmpath_using embed' -l pool -x -d 'contextual: auto (an encoder\'s sentence-transformers mean, a decoder\'s mean over the text\'s own tokens), mean, or last.'
 complete -c llmpath -n '__llmpath_using embed' -s n -l neighbors -x -d 'Also list the K nearest vocabulary tokens.'
 complete -c llmpath -n '__llmpath_using embed' -s f -l format -x -a 'table jsonl json csv npy npz png' -d 'Output format. Default: a table on a terminal, jsonl otherwise. npy/npz: the vectors; png: a picture.'
 complete -c llmpath -n '__llmpath_using embed' -s o -l output -r -F -d 'Write to FILE (atomically) instead of stdout.'

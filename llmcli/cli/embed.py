@@ -50,6 +50,14 @@ def embed(
         ),
     ] = None,
     metric: Metric = MetricName.cosine,
+    pool: Annotated[
+        str,
+        typer.Option(
+            "--pool",
+            help="contextual: auto (an encoder's sentence-transformers mean, "
+            "a decoder's mean over the text's own tokens), mean, or last.",
+        ),
+    ] = "auto",  # fmt: skip
     neighbors: Annotated[
         int,
         typer.Option(
@@ -89,6 +97,7 @@ def embed(
     for k in kinds:
         core.check_choice(k, core.KINDS, "kind")
     metric_name = core.check_choice(metric.value, core.METRICS, "metric")
+    core.check_choice(pool, core.POOLS, "pool")
     fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
     if fmt_name == "png" and output is None:
         raise UsageError("-f png needs -o FILE.png")
@@ -103,6 +112,6 @@ def embed(
     if neighbors and fmt_name not in ("table", "json"):
         reporter.note(f"--neighbors shows in the table and in -f json; -f {fmt_name} leaves it out")
     result = core.embed(
-        word_list, tok, loaded, kinds=kinds, metric=metric_name, k_neighbors=neighbors
+        word_list, tok, loaded, kinds=kinds, metric=metric_name, k_neighbors=neighbors, pool=pool
     )
     render.emit(result, fmt_name, output)

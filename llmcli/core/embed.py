@@ -23,6 +23,7 @@ from llmcli.models.loader import LoadedModel
 from llmcli.models.tokenizer import LoadedTokenizer
 
 KINDS = ("onehot", "input", "contextual")
+POOLS = ("auto", "mean", "last")
 METRICS = ("cosine", "euclidean", "dot")
 DEFAULT_WORDS = ("cat", "kitten", "tractor")
 BATCH = 32
@@ -46,6 +47,8 @@ class KindResult:
     tokens: list[list[str]]  # the tokens each vector was made from
     matrix: Array  # [word, word] under the metric
     ranking: list[tuple[str, float]]  # every word by nearness to the first
+    how: str = ""  # how the vectors were made, in words (the scale, the pooling)
+    unknown: list[bool] = field(default_factory=list)  # a word holds the [UNK] token
 
 
 @dataclass
@@ -64,10 +67,15 @@ class EmbedResult:
             n = len(self.words)
             for i in range(n):
                 for j in range(i + 1, n):
-                    rows.append({
+                    row: dict[str, object] = {
                         "a": self.words[i], "b": self.words[j], "metric": self.metric,
                         "kind": kr.kind, "value": round(float(kr.matrix[i, j]), 6),
-                    })  # fmt: skip
+                    }  # fmt: skip
+                    if kr.unknown and (kr.unknown[i] or kr.unknown[j]):
+                        # [UNK] stands for any unknown word: a value that says nothing.
+                        row["unknown"] = [w for w, u in zip((self.words[i], self.words[j]),
+                                          (kr.unknown[i], kr.unknown[j])) if u]  # fmt: skip
+                    rows.append(row)
         return rows
 
 
@@ -124,6 +132,18 @@ def _word_ids(tok: LoadedTokenizer, word: str, special: bool) -> list[int]:
     return ids
 
 
+def _unknown(tok: LoadedTokenizer, words: list[str]) -> list[bool]:
+    """Which words hold the tokenizer's unknown token ([UNK]): all such words get the same
+    vector, so they look identical (cosine 1) whatever they are."""
+    unk = tok.config.get("unk_token")
+    if isinstance(unk, dict):
+        unk = unk.get("content")
+    unk_id = tok.hf.token_to_id(unk) if isinstance(unk, str) else None
+    if unk_id is None or tok.wordpiece_prefix is None:
+        return [False] * len(words)
+    return [unk_id in _word_ids(tok, w, special=False) for w in words]
+
+
 def onehot_vectors(tok: LoadedTokenizer, words: list[str]) -> tuple[Array, list[list[str]]]:
     """Each word's one-hot vector (the mean of its tokens' one-hot vectors)."""
     out = np.zeros((len(words), tok.vocab_size), dtype=np.float32)
@@ -135,34 +155,80 @@ def onehot_vectors(tok: LoadedTokenizer, words: list[str]) -> tuple[Array, list[
     return out, tokens
 
 
+def input_scale(model: LoadedModel) -> float:
+    """The factor the model's input embedding multiplies each row by (Gemma: sqrt(d_model),
+    cast to the weight's dtype), 1 for most models."""
+    module = model.model.get_input_embeddings()
+    scale = getattr(module, "embed_scale", None)
+    if scale is None:
+        return 1.0
+    return float(scale.to(module.weight.dtype)) if hasattr(scale, "to") else float(scale)
+
+
 def input_vectors(
     model: LoadedModel, tok: LoadedTokenizer, words: list[str]
 ) -> tuple[Array, list[list[str]]]:
-    """Rows of the input embedding matrix; a word of several tokens is their mean."""
+    """The vectors the model feeds its first layer: the rows of the input embedding matrix
+    as its embedding module returns them (Gemma multiplies them by sqrt(d_model)); a word
+    of several tokens is their mean."""
     import torch
 
-    weight = model.model.get_input_embeddings().weight
+    module = model.model.get_input_embeddings()
     rows, tokens = [], []
     with torch.no_grad():
         for word in words:
             ids = _word_ids(tok, word, special=False)
-            index = torch.tensor(ids, device=weight.device)
-            rows.append(weight.index_select(0, index).float().mean(dim=0).cpu().numpy())
+            index = torch.tensor(ids, device=module.weight.device)
+            rows.append(module(index).float().mean(dim=0).cpu().numpy())
             tokens.append([tok.token(t) for t in ids])
     return np.stack(rows).astype(np.float32), tokens
 
 
 def contextual_vectors(
-    model: LoadedModel, tok: LoadedTokenizer, words: list[str]
+    model: LoadedModel, tok: LoadedTokenizer, words: list[str], *, pool: str = "auto"
 ) -> tuple[Array, list[list[str]]]:
-    """Mean of the last hidden state over each text's tokens (its special tokens too).
+    """Each text's last hidden state, pooled into one vector.
 
-    This is how sentence-transformers pools all-MiniLM-L6-v2 (then it normalizes
-    the vector to length 1, which is done here too where the folder says so).
+    ``auto``: an encoder's masked mean over all its tokens, special ones too, as
+    sentence-transformers pools all-MiniLM-L6-v2 (then normalized to length 1 where the
+    folder says so); a decoder's mean over the text's own tokens, leaving out the special
+    ones (Gemma's ``<bos>`` is an attention sink with a huge norm: averaged in, it makes
+    every text look alike). ``mean`` is the mean over the text's own tokens for either kind,
+    ``last`` the last token's state (what a decoder has read the whole text by).
     """
     encoded = [_word_ids(tok, w, special=True) for w in words]
     tokens = [[tok.token(t) for t in ids] for ids in encoded]
-    return pooled_vectors(model, tok, encoded), tokens
+    if pool == "auto" and not model.decoder:
+        return pooled_vectors(model, tok, encoded), tokens
+    return _pool_own_tokens(model, tok, encoded, last=pool == "last"), tokens
+
+
+def pool_words(model: LoadedModel, pool: str) -> str:
+    """What ``contextual_vectors`` pools, in words."""
+    if pool == "auto" and not model.decoder:
+        norm = ", then scaled to length 1" if normalizes(model) else ""
+        return f"mean of the last hidden state over all tokens, special ones too{norm}"
+    if pool == "last":
+        return "the last hidden state of the last token"
+    return "mean of the last hidden state over the text's own tokens (special ones left out)"
+
+
+def _pool_own_tokens(
+    model: LoadedModel, tok: LoadedTokenizer, encoded: list[list[int]], *, last: bool
+) -> Array:
+    import torch
+
+    vectors = []
+    with torch.no_grad():
+        for ids in encoded:
+            keep = [i for i, t in enumerate(ids) if t not in tok.special_ids] or [len(ids) - 1]
+            input_ids = torch.tensor([ids], device=model.device)
+            out = model.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                              output_hidden_states=True)  # fmt: skip
+            hidden = out.hidden_states[-1][0].float()  # [token, dim]
+            chosen = hidden[keep[-1:]] if last else hidden[keep]
+            vectors.append(chosen.mean(dim=0).cpu().numpy())
+    return np.stack(vectors).astype(np.float32)
 
 
 def pooled_vectors(model: LoadedModel, tok: LoadedTokenizer, encoded: list[list[int]]) -> Array:
@@ -207,7 +273,8 @@ def neighbors(
 
     if k < 1:
         raise UsageError("--neighbors takes a number of at least 1")
-    weight = model.model.get_input_embeddings().weight.detach().float()
+    # The rows the model feeds its first layer, as input_vectors makes them.
+    weight = model.model.get_input_embeddings().weight.detach().float() * input_scale(model)
     queries = torch.from_numpy(vectors).to(weight.device)
     with torch.no_grad():
         if metric == "cosine":
@@ -240,15 +307,19 @@ def embed(
     kinds: list[str],
     metric: str = "cosine",
     k_neighbors: int = 0,
+    pool: str = "auto",
 ) -> EmbedResult:
     """Vectors of ``words`` of each kind, their pairwise ``metric`` and rankings."""
     words = check_words(words)
     metric = check_choice(metric, METRICS, "metric")
     for kind in kinds:
         check_choice(kind, KINDS, "kind")
+    check_choice(pool, POOLS, "pool")
+    unknown = _unknown(tok, words)
     results = []
     input_cache: Array | None = None
     for kind in kinds:
+        how = ""
         if kind == "onehot":
             vectors, tokens = onehot_vectors(tok, words)
         else:
@@ -257,12 +328,18 @@ def embed(
             if kind == "input":
                 vectors, tokens = input_vectors(model, tok, words)
                 input_cache = vectors
+                scale = input_scale(model)
+                how = ("mean of the embedding rows" if scale == 1.0 else
+                       f"mean of the embedding rows times {scale:.4g}, as the model scales "
+                       "them before its first layer")  # fmt: skip
             else:
-                vectors, tokens = contextual_vectors(model, tok, words)
+                vectors, tokens = contextual_vectors(model, tok, words, pool=pool)
+                how = pool_words(model, pool)
         matrix = pairwise(vectors, metric)
         if model is not None:
             require_finite(vectors, f"the {kind} vectors", model.label)
-        results.append(KindResult(kind, vectors, tokens, matrix, rank(words, matrix, metric)))
+        results.append(KindResult(kind, vectors, tokens, matrix, rank(words, matrix, metric),
+                                  how, unknown))  # fmt: skip
     near: dict[str, list[Neighbor]] = {}
     if k_neighbors:
         if model is None:

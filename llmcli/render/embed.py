@@ -55,6 +55,8 @@ def _matrix_table(kr: KindResult, result: EmbedResult) -> Any:
     for word in result.words:
         table.add_column(escape(word), justify="right")
     for i, word in enumerate(result.words):
+        if kr.unknown and kr.unknown[i]:
+            word += " [UNK]"
         cells = []
         for j in range(len(result.words)):
             value = f"{kr.matrix[i, j]:.3f}"
@@ -85,18 +87,20 @@ def render_table(out: Any, result: EmbedResult) -> None:
         out.print(
             f"{KIND_TITLES[kr.kind]}: nearest to [bold]{escape(result.words[0])}[/]: {ranking}"
         )
-        if split and kr.kind != "onehot":
-            how = (
-                "mean of the last hidden state over"
-                if kr.kind == "contextual"
-                else "mean of the embedding rows of"
-            )
-            out.print(f"[dim]  {how}: {'; '.join(split)}[/]")
+        if kr.how:
+            out.print(f"[dim]  {escape(kr.how)}{': ' + '; '.join(split) if split else ''}[/]")
     if any(kr.kind == "onehot" for kr in result.kinds) and len(result.kinds) > 1:
         out.print(
             "\nOne-hot vectors put every two different words at the same distance; the learned "
             "vectors put related words closer together."
         )
+    unknown = (
+        [w for w, u in zip(result.words, result.kinds[0].unknown) if u] if result.kinds else []
+    )
+    if unknown:
+        names = ", ".join(repr(w) for w in unknown)
+        out.print(f"[yellow]{escape(names)} hold the unknown token \\[UNK]: every unknown "
+                  "word gets its vector, so their nearness says nothing of meaning[/]")  # fmt: skip
     for word, near in result.neighbors.items():
         shown = ", ".join(f"{escape(n.token)} ({n.value:.3f})" for n in near)
         out.print(f"[bold]{escape(word)}[/] nearest tokens (input embeddings): {shown}")
@@ -108,12 +112,14 @@ def to_json(result: EmbedResult) -> dict[str, object]:
         "model_kind": result.model_kind,
         "metric": result.metric,
         "words": result.words,
+        "unknown": result.kinds[0].unknown if result.kinds else [],
         "kinds": {
             kr.kind: {
                 "tokens": kr.tokens,
                 "matrix": [[round(float(x), 6) for x in row] for row in kr.matrix],
                 "ranking": [{"word": w, "value": round(v, 6)} for w, v in kr.ranking],
                 "dim": int(kr.vectors.shape[1]),
+                "how": kr.how,
             }
             for kr in result.kinds
         },
