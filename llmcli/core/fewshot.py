@@ -317,6 +317,8 @@ def run_cases(
     window, prompts of like length run together, so that batches carry little padding.
     """
     window = lm.batch_size * 8
+    # A sample's seed follows the case's place in the run, not its batch (see generate).
+    place = {id(case): i for i, case in enumerate(cases)}
 
     def done(n: int) -> None:
         if on_done is not None:
@@ -339,8 +341,8 @@ def run_cases(
 
             gens: list[Generation] = lm.generate(
                 [c.ids for c in generated], max_new_tokens=max_new_tokens, stop=stop,
-                temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, on_text=relay,
-                on_batch=done,
+                temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                keys=[place[id(c)] for c in generated], on_text=relay, on_batch=done,
             )  # fmt: skip
             for case, gen in zip(generated, gens):
                 outcomes[id(case)] = Outcome(case, completion=gen.text, stopped=gen.stopped)

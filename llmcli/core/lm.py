@@ -275,11 +275,19 @@ class LanguageModel:
         top_k: int = 0,
         top_p: float = 1.0,
         seed: int | None = None,
+        keys: Sequence[int] | None = None,
         on_text: Callable[[int, str], None] | None = None,
         on_batch: Callable[[int], None] | None = None,
     ) -> list[Generation]:
-        """Continue each prompt, greedy unless ``temperature`` > 0; a batch at a time."""
+        """Continue each prompt, greedy unless ``temperature`` > 0; a batch at a time.
+
+        Sampling gives each prompt a generator of its own, seeded from ``seed`` and the
+        prompt's key (its place in ``prompts``, unless ``keys`` says otherwise): the same
+        seed gives a prompt the same sample whatever the batch size and whatever else is
+        in its batch.
+        """
         results: list[Generation] = []
+        keys = list(range(len(prompts))) if keys is None else list(keys)
         for start in range(0, len(prompts), self.batch_size):
             batch = prompts[start : start + self.batch_size]
 
@@ -287,9 +295,12 @@ class LanguageModel:
                 if on_text is not None:
                     on_text(offset + row, text)
 
+            generators = None
+            if temperature > 0:
+                generators = [_generator(seed, key) for key in keys[start : start + len(batch)]]
             results.extend(
                 self._generate_batch(
-                    batch, max_new_tokens, stop, temperature, top_k, top_p, seed, relay
+                    batch, max_new_tokens, stop, temperature, top_k, top_p, generators, relay
                 )  # fmt: skip
             )
             if on_batch is not None:
@@ -304,17 +315,13 @@ class LanguageModel:
         temperature: float,
         top_k: int,
         top_p: float,
-        seed: int | None,
+        generators: list[Any] | None,
         on_text: Callable[[int, str], None],
     ) -> list[Generation]:
         import torch
 
         for p in prompts:
             self.check_length(len(p) + max_new_tokens - 1, "the prompt plus --max-new-tokens")
-        generator = None
-        if temperature > 0:
-            generator = torch.Generator(device="cpu")
-            generator.manual_seed(0 if seed is None else seed)
         device = self.loaded.device
         n = len(prompts)
         tokens: list[list[int]] = [[] for _ in range(n)]
@@ -326,7 +333,8 @@ class LanguageModel:
             positions = lengths.clone()
             active = list(range(n))  # the prompt of each batch row still generating
             for step_no in range(max_new_tokens):
-                chosen = self._choose(logits, temperature, top_k, top_p, generator)
+                rows_gens = [generators[r] for r in active] if generators is not None else None
+                chosen = self._choose(logits, temperature, top_k, top_p, rows_gens)
                 for i, row in enumerate(active):
                     token = int(chosen[i])
                     if token in self.eos_ids:
@@ -371,7 +379,9 @@ class LanguageModel:
         return [Generation(texts[r], tokens[r], stopped[r]) for r in range(n)]
 
     @staticmethod
-    def _choose(logits: Any, temperature: float, top_k: int, top_p: float, generator: Any) -> Any:
+    def _choose(
+        logits: Any, temperature: float, top_k: int, top_p: float, generators: list[Any] | None
+    ) -> Any:
         import torch
 
         if temperature <= 0:
@@ -389,7 +399,18 @@ class LanguageModel:
             ordered = ordered.masked_fill(drop, float("-inf"))
             scores = torch.full_like(scores, float("-inf")).scatter(-1, order, ordered)
         probs = torch.softmax(scores, dim=-1).cpu()
-        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+        assert generators is not None and len(generators) == probs.shape[0]
+        return torch.cat([torch.multinomial(row, 1, generator=g)
+                          for row, g in zip(probs, generators)])  # fmt: skip
+
+
+def _generator(seed: int | None, key: int) -> Any:
+    """A CPU generator for one prompt: the run's seed and the prompt's key together."""
+    import torch
+
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(((0 if seed is None else seed) * 1_000_003 + key) % (2**63))
+    return generator
 
 
 def _first_stop(text: str, stop: Sequence[str]) -> int | None:

@@ -444,3 +444,10 @@ def test_bad_shots(fewshot, one_error):
 
 def test_chat_without_a_template(fewshot, one_error):
     one_error(fewshot("--chat"), 2, "has no chat template", "drop --chat")
+
+
+def test_a_sampled_answer_does_not_depend_on_the_batch_size(fewshot):
+    args = ("-f", "jsonl", "--eval", "-k", "0,1", "--temperature", "1.5", "--seed", "11")
+    one = [r["completion"] for r in fewshot(*args, "--batch-size", "1").jsonl()]
+    many = [r["completion"] for r in fewshot(*args, "--batch-size", "4").jsonl()]
+    assert one == many and len(one) == 6

@@ -334,6 +334,23 @@ def test_sampling_with_a_seed_repeats(lm):
     assert [g.tokens for g in runs[0]] != [g.tokens for g in greedy]
 
 
+def test_a_sample_does_not_depend_on_the_batch(lm):
+    # The same seed gives each prompt the same sample whatever the batch size and whatever
+    # else is in its batch: each prompt has its own generator.
+    prompts = [lm.encode(p) for p in PROMPTS]
+    alone = [LanguageModel(lm.loaded, lm.tok, batch_size=1).generate(
+        prompts, max_new_tokens=10, stop=(), temperature=1.2, seed=5)]  # fmt: skip
+    for size in (2, 3, len(prompts)):
+        batched = LanguageModel(lm.loaded, lm.tok, batch_size=size).generate(
+            prompts, max_new_tokens=10, stop=(), temperature=1.2, seed=5
+        )
+        assert [g.tokens for g in batched] == [g.tokens for g in alone[0]]
+    # keys say which prompt is which: the second prompt asked alone, under its own key.
+    (second,) = lm.generate(prompts[1:2], max_new_tokens=10, stop=(), temperature=1.2, seed=5,
+                            keys=[1])  # fmt: skip
+    assert second.tokens == alone[0][1].tokens
+
+
 @pytest.mark.parametrize(
     ("top_k", "top_p"), [(1, 1.0), (0, 0.0), (0, 1e-6), (1, 0.5)]
 )  # fmt: skip
