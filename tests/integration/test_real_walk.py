@@ -165,7 +165,9 @@ def test_the_lens_ends_with_the_models_own_logits(walked, real, name):
     assert lens_ids.shape == lens_probs.shape == (layers + 1, n, TOP)
     p, i = torch.softmax(direct_logits(r), dim=-1).topk(TOP, dim=-1)
     np.testing.assert_array_equal(lens_ids[-1], i.numpy())
-    np.testing.assert_allclose(lens_probs[-1], p.numpy(), atol=1e-5)
+    # The same logits up to float32 rounding (the unembedding is done in vocabulary slices,
+    # summed in another order): within the walk's 1e-4.
+    np.testing.assert_allclose(lens_probs[-1], p.numpy(), atol=1e-4)
     np.testing.assert_array_equal(w.arrays["next_ids"], i[-1].numpy())
     lens = core.lens_of_last(r.loaded, r.ids(), TOP)
     assert lens["check"].ok

@@ -185,7 +185,8 @@ def logit_lens(
         width = max(512, LENS_CHUNK // n)  # vocabulary entries at a time
         best_v = torch.full((n, top), float("-inf"), device=rows.device)
         best_i = torch.zeros((n, top), dtype=torch.long, device=rows.device)
-        lse = torch.full((n,), float("-inf"), device=rows.device)
+        # float64: a sum over 262,144 exponentials loses digits in float32.
+        lse = torch.full((n,), float("-inf"), device=rows.device, dtype=torch.float64)
         mine = max(0, last - lo)  # this block's first row of the last residual
         for v0 in range(0, vocab, width):
             logits = rows @ u[v0 : v0 + width].T
@@ -203,10 +204,10 @@ def logit_lens(
             best_i = both_i.gather(1, pick)
             # log sum exp of the slice, in place: its largest logit is v[:, 0].
             top_of_slice = v[:, 0]
-            summed = logits.sub_(top_of_slice[:, None]).exp_().sum(dim=-1)
-            lse = torch.logaddexp(lse, top_of_slice + summed.log())
+            summed = logits.sub_(top_of_slice[:, None]).exp_().sum(dim=-1, dtype=torch.float64)
+            lse = torch.logaddexp(lse, top_of_slice.double() + summed.log())
         ids[lo : lo + n] = best_i.cpu().numpy()
-        probs[lo : lo + n] = (best_v - lse[:, None]).exp().cpu().numpy()
+        probs[lo : lo + n] = (best_v.double() - lse[:, None]).exp().float().cpu().numpy()
     which = "every token" if n_tokens > 1 else "the token"
     check = Check(f"lens after the last layer, {which}", "the model's own logits", delta,
                   scale, tolerance)  # fmt: skip
