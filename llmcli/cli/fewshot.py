@@ -103,6 +103,16 @@ def fewshot(
             show_default=False,
         ),
     ] = None,  # fmt: skip
+    draw: Annotated[
+        str,
+        typer.Option(
+            "--draw",
+            help="How the examples are drawn: lm-eval (as "
+            "lm-evaluation-harness does, so prompts and accuracies compare item by "
+            "item) or nested (the k-shot examples are the first k of the (k+1)-shot "
+            "ones).",
+        ),
+    ] = "lm-eval",  # fmt: skip
     instruction: Annotated[
         str | None,
         typer.Option(
@@ -208,6 +218,8 @@ def fewshot(
         raise UsageError("-f png needs -o FILE.png")
     if temperature == 0 and (top_k or top_p < 1.0):
         raise UsageError("--top-k and --top-p shape sampling: add --temperature above 0")
+    if draw not in task_mod.DRAWS:
+        raise UsageError(f"unknown draw {draw!r}; choose from {', '.join(task_mod.DRAWS)}")
     shot_counts = task_mod.parse_shots(shots)
     names = list(task or [DEFAULT_TASK])
     if "all" in names:
@@ -236,6 +248,7 @@ def fewshot(
                                  f"only {most} example{plural} to draw from")  # fmt: skip
         builder = core.PromptBuilder(t, tok, style)
         cases = core.make_cases(t, builder, shots=shot_counts, queries=queries, seed=seed,
+                                draw=draw,
                                 limit=limit if evaluate else (None if queries else 1))  # fmt: skip
         planned.append((t, cases))
     if show_prompt:

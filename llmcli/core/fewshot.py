@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmcli.core.lm import ChoiceScore, Generation, LanguageModel, Request
-from llmcli.core.tasks import Item, Task
+from llmcli.core.tasks import Draw, Item, Task
 from llmcli.errors import InputError, ModelError, UsageError
 from llmcli.models.tokenizer import LoadedTokenizer
 
@@ -55,6 +55,7 @@ class Case:
     delimiter: str = " "
     index: int = 0  # the query's number
     free_choices: tuple[str, ...] | None = None  # a free query's choices (no right one)
+    draw: str = "lm-eval"  # how the examples were drawn (llmcli.core.tasks.Draw)
 
     @property
     def choices(self) -> tuple[str, ...] | None:
@@ -115,6 +116,7 @@ class Outcome:
             "task": case.task,
             "model": model,
             "shots": case.shots,
+            "draw": case.draw,
             "query": case.query,
             "examples": [e.input for e in case.examples],
             "prompt": case.prompt,
@@ -267,8 +269,12 @@ def make_cases(
     queries: Sequence[str] | None,
     seed: int | None,
     limit: int | None = None,
+    draw: str = "lm-eval",
 ) -> list[Case]:
-    """Every (query, shot count), the queries in order and each one's shot counts together."""
+    """Every (query, shot count), the queries in order and each one's shot counts together.
+
+    The examples are drawn as ``draw`` says (``llmcli.core.tasks.Draw``): one draw per shot
+    count, consumed in the order the queries are asked."""
     asked: list[tuple[str, Item | None]]
     if queries:
         by_input = {i.input: i for i in task.tests} | {
@@ -286,15 +292,15 @@ def make_cases(
                 f"{task.source or task.name}, line {item.line}: the answer {item.output!r} is "
                 f"not one of the choices ({', '.join(item.choices)})"
             )
+    draws = {count: Draw(task, count, seed, draw) for count in shots}
     cases = []
     for index, (query, item) in enumerate(asked):
         for count in shots:
-            examples = task.draw(item if item is not None else Item(query, ("",)), count, seed,
-                                 index)  # fmt: skip
+            examples = draws[count].next(item if item is not None else Item(query, ("",)), index)
             text, delimiter = builder.text(examples, query)
             # A free query is scored against the task's choices, with no right answer.
             cases.append(Case(task.name, count, query, item, examples, text,
-                              builder.ids(text), delimiter, index, task.choices))  # fmt: skip
+                              builder.ids(text), delimiter, index, task.choices, draw))  # fmt: skip
     return cases
 
 

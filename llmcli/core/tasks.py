@@ -140,6 +140,49 @@ class Task:
         return order[:shots]
 
 
+DRAWS = ("lm-eval", "nested")
+
+
+class Draw:
+    """The examples each asked item gets at one shot count.
+
+    ``lm-eval`` draws as lm-evaluation-harness does, so that a prompt and its accuracy can
+    be compared with it item by item: one ``random.Random(seed)`` for the shot count,
+    consumed in the order the items are asked, each taking ``rnd.sample(pool, k)`` in the
+    order sample returns; where the pool is the asked items themselves (no example split)
+    it samples k + 1, drops the item and keeps the first k. So item i's examples depend on
+    every earlier draw. ``nested`` draws each item's examples from a generator of its own,
+    the k-shot examples being the first k of one permutation: the 1-shot example is also in
+    the 3-shot prompt, which isolates the effect of one more example in a sweep of shots.
+    Without a seed, a task marked ``"shuffle": false`` keeps its file order either way.
+    """
+
+    def __init__(self, task: Task, shots: int, seed: int | None, how: str = "lm-eval"):
+        if how not in DRAWS:
+            raise UsageError(f"unknown draw {how!r}; choose from {', '.join(DRAWS)}")
+        self.task, self.shots, self.seed, self.how = task, shots, seed, how
+        self.rnd = random.Random(DEFAULT_SEED if seed is None else seed)
+
+    def next(self, item: Item | None, index: int) -> list[Item]:
+        """The examples of the next asked item (``index``: its place among them)."""
+        task, shots = self.task, self.shots
+        if self.how == "nested":
+            return task.draw(item, shots, self.seed, index)
+        pool = task.pool_for(item)
+        if shots > len(pool):
+            where = f" for {item.input!r}" if item is not None else ""
+            raise UsageError(f"{shots} shots asked, but task {task.name!r} has only "
+                             f"{_examples(len(pool))}{where}")  # fmt: skip
+        if shots == 0:
+            return []  # lm-eval builds no examples, and draws nothing, at 0 shots
+        if self.seed is None and not task.shuffle:
+            return pool[:shots]
+        docs = task.examples
+        same_split = item is not None and not task.has_example_split
+        drawn = self.rnd.sample(docs, shots + 1 if same_split else shots)
+        return [d for d in drawn if d is not item][:shots]
+
+
 def _examples(count: int) -> str:
     return "1 example" if count == 1 else f"{count} examples"
 

@@ -69,6 +69,7 @@ def _prompt_row(case: Case) -> dict[str, Any]:
     row: dict[str, Any] = {
         "task": case.task,
         "shots": case.shots,
+        "draw": case.draw,
         "query": case.query,
         "examples": [e.input for e in case.examples],
         "prompt": case.prompt,
@@ -222,9 +223,13 @@ def _summary_rows(reports: Sequence[EvalReport], model: str, style: Style) -> li
                 "correct": s.correct, "accuracy": s.accuracy, "stderr": s.stderr,
                 "accuracy_norm": s.accuracy_norm,
                 "metric": "acc" if s.correct_norm is not None else "exact_match",
-                "bos": style.bos, "chat": style.chat,
+                "bos": style.bos, "chat": style.chat, "draw": _draw_of(report),
             })  # fmt: skip
     return rows
+
+
+def _draw_of(report: EvalReport) -> str:
+    return report.outcomes[0].case.draw if report.outcomes else "lm-eval"
 
 
 def emit_eval(reports: Sequence[EvalReport], model: str, fmt: str, output: Path | None,
@@ -279,6 +284,8 @@ def _eval_table(fh: IO[str], reports: Sequence[EvalReport], model: str) -> None:
         notes.append("generation: exact match of the answer line (case and spaces ignored)")
     if "acc" in kinds:
         notes.append("choices: the most likely answer (acc), or per character (acc_norm)")
+    draws = sorted({_draw_of(r) for r in reports})
+    notes.append(f"examples drawn {' and '.join(draws)}-style (--draw)")
     out.print("[dim]" + "; ".join(notes) + "; ± is the standard error[/]")
 
 

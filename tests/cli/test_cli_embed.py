@@ -142,8 +142,10 @@ def test_table_shows_each_kind_and_the_rankings(cli, tiny_bert_dir, expected):
         assert f"{title[kr.kind]}: nearest to cat: {ranking}" in out
         assert f"{kr.matrix[0, 1]:.3f}" in out
     assert "mean of the embedding rows: young cat = young + cat" in out
-    assert "mean of the last hidden state over all tokens, special ones too, then scaled to " \
+    assert (
+        "mean of the last hidden state over all tokens, special ones too, then scaled to "
         "length 1: cat = [CLS] + cat + [SEP]" in out
+    )
     assert "cat = [CLS] + cat + [SEP]" in out
     assert "One-hot vectors put every two different words at the same distance" in out
     assert "cat nearest tokens (input embeddings): cat (1.000)" in out

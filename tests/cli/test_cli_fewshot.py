@@ -30,7 +30,7 @@ TINY_TASK: list[dict[str, object]] = [
     {"input": "fields", "output": ["spring", "summer"], "split": "test"},
     {"input": "sat", "output": "on", "split": "test"},
 ]  # fmt: skip
-RECORD_KEYS = {"task", "model", "shots", "query", "examples", "prompt", "prompt_tokens",
+RECORD_KEYS = {"task", "model", "shots", "draw", "query", "examples", "prompt", "prompt_tokens",
                "completion", "prediction", "expected", "correct"}  # fmt: skip
 GPT3_PROMPTS = [
     "Translate English to French:\n\ncheese =>",
@@ -451,3 +451,16 @@ def test_a_sampled_answer_does_not_depend_on_the_batch_size(fewshot):
     one = [r["completion"] for r in fewshot(*args, "--batch-size", "1").jsonl()]
     many = [r["completion"] for r in fewshot(*args, "--batch-size", "4").jsonl()]
     assert one == many and len(one) == 6
+
+
+def test_the_draw_is_chosen_and_said(fewshot, one_error):
+    lm_eval = fewshot("--show-prompt", "-f", "jsonl", "--eval", "-k", "1", "--seed", "3")
+    nested = fewshot("--show-prompt", "-f", "jsonl", "--eval", "-k", "1", "--seed", "3",
+                     "--draw", "nested")  # fmt: skip
+    assert {r["draw"] for r in lm_eval.jsonl()} == {"lm-eval"}
+    assert {r["draw"] for r in nested.jsonl()} == {"nested"}
+    summary = json.loads(fewshot("--eval", "-k", "0,1", "-f", "json").out)["summary"]
+    assert {row["draw"] for row in summary} == {"lm-eval"}
+    table = fewshot("--eval", "-k", "0", "-f", "table").out
+    assert "examples drawn lm-eval-style" in table
+    one_error(fewshot("--draw", "random"), 2, "unknown draw 'random'", "lm-eval, nested")

@@ -333,9 +333,9 @@ def test_to_dict_of_a_scored_outcome():
     outcome = Outcome(scored_case(("yes", "no"), 1, shots=3),
                       scores=[choice("yes", -0.5), choice("no", -1.5, 3)])  # fmt: skip
     row = outcome.to_dict("tiny")
-    assert set(row) == {"task", "model", "shots", "query", "examples", "prompt", "prompt_tokens",
-                        "completion", "prediction", "expected", "correct", "correct_norm",
-                        "scores"}  # fmt: skip
+    assert set(row) == {"task", "model", "shots", "draw", "query", "examples", "prompt",
+                        "prompt_tokens", "completion", "prediction", "expected", "correct",
+                        "correct_norm", "scores"}  # fmt: skip
     assert (row["model"], row["shots"], row["prompt_tokens"]) == ("tiny", 3, 2)
     assert row["prediction"] == "yes"
     assert row["expected"] == ["no"]
@@ -354,8 +354,9 @@ def test_to_dict_of_a_scored_outcome():
 
 def test_to_dict_of_a_generated_outcome():
     row = Outcome(generated_case(("chat",)), completion=" chat", stopped="stop").to_dict("m")
-    assert set(row) == {"task", "model", "shots", "query", "examples", "prompt", "prompt_tokens",
-                        "completion", "prediction", "expected", "correct", "stopped"}  # fmt: skip
+    assert set(row) == {"task", "model", "shots", "draw", "query", "examples", "prompt",
+                        "prompt_tokens", "completion", "prediction", "expected", "correct",
+                        "stopped"}  # fmt: skip
     assert (row["completion"], row["prediction"], row["correct"], row["stopped"]) == (
         " chat", "chat", True, "stop")  # fmt: skip
     assert row["prompt_tokens"] == 3
@@ -462,3 +463,72 @@ def test_a_free_query_on_a_choice_task_has_no_right_answer() -> None:
     outcome = Outcome(case, scores=scores)
     assert outcome.prediction == "negative"
     assert outcome.correct is None and outcome.correct_norm is None
+
+
+# --- drawing the examples as lm-evaluation-harness does ---------------------------------
+
+
+def lm_eval_examples(docs, asked, k, seed, same_split):
+    """lm-evaluation-harness 0.4's ContextSampler, written out: one random.Random(seed) per
+    run (a shot count), consumed in the order the docs are asked; get_context samples k + 1
+    where the few-shot split is the test split, drops the doc and keeps the first k."""
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    for doc in asked:
+        drawn = rnd.sample(docs, k + 1 if same_split else k)
+        out.append([x for x in drawn if x != doc][:k])
+    return out
+
+
+@pytest.mark.parametrize("name", ["capitals", "antonyms", "sentiment"])
+@pytest.mark.parametrize("seed", [None, 0, 1234, 99])
+def test_the_default_draw_is_lm_evals(tok, name, seed):
+    task = tasks.load_builtin(name)
+    builder = PromptBuilder(task, tok, Style())
+    cases = core.make_cases(task, builder, shots=[0, 1, 3], queries=None, seed=seed, limit=12)
+    for k in (1, 3):
+        got = [c.examples for c in cases if c.shots == k]
+        same_split = not task.has_example_split
+        want = lm_eval_examples(task.examples, task.tests[:12], k, 1234 if seed is None else seed,
+                                same_split)  # fmt: skip
+        assert got == want
+        assert all(c.draw == "lm-eval" for c in cases)
+    # Item 2's examples depend on the draws before it: ask it alone and they differ.
+    second = [c.examples for c in cases if c.shots == 3][1]
+    alone = core.make_cases(task, builder, shots=[3], queries=[task.tests[1].input], seed=seed)
+    assert alone[0].examples != second or len(task.examples) <= 3
+
+
+def test_the_same_split_draw_never_shows_an_item_itself(tok):
+    rows = [{"input": f"w{i}", "output": f"o{i}"} for i in range(6)]
+    task = tasks.parse_jsonl("\n".join(json.dumps(r) for r in rows), source="t", name="t")
+    assert not task.has_example_split
+    builder = PromptBuilder(task, tok, Style())
+    cases = core.make_cases(task, builder, shots=[5], queries=None, seed=7)
+    for case in cases:
+        assert case.item not in case.examples and len(case.examples) == 5
+    assert [c.examples for c in cases] == lm_eval_examples(task.examples, task.tests, 5, 7, True)
+
+
+def test_the_nested_draw_keeps_the_fewer_shot_examples(tok):
+    task = tasks.load_builtin("capitals")
+    builder = PromptBuilder(task, tok, Style())
+    cases = core.make_cases(task, builder, shots=[1, 3, 5], queries=None, seed=3, limit=8,
+                            draw="nested")  # fmt: skip
+    for index in range(8):
+        one, three, five = (c.examples for c in cases if c.index == index)
+        assert one == three[:1] and three == five[:3]
+        assert all(c.draw == "nested" for c in cases)
+    lm_eval = core.make_cases(task, builder, shots=[1, 3], queries=None, seed=3, limit=8)
+    assert [c.examples for c in lm_eval if c.shots == 3] != [
+        c.examples for c in cases if c.shots == 3]  # fmt: skip
+
+
+def test_an_empty_instruction_starts_the_prompt_with_the_first_example(tok):
+    task = tasks.load_task("capitals", instruction="")
+    builder = PromptBuilder(task, tok, Style())
+    (case,) = core.make_cases(task, builder, shots=[1], queries=None, seed=1, limit=1)
+    first = case.examples[0]
+    assert case.prompt.startswith(f"{first.input} => {first.output}\n\n")
