@@ -38,22 +38,26 @@ class LoadedTokenizer:
         self.special_ids: frozenset[int] = frozenset(i for i, t in added.items() if t.special)
         self.bos_id = self._config_token_id("bos_token", "cls_token")
         self.eos_id = self._config_token_id("eos_token", "sep_token")
-        decoder = repr(hf.decoder)
-        self.byte_level = decoder.startswith("ByteLevel") or "ByteLevel(" in decoder
+        # The features are read from the decoder's and pre-tokenizer's tokenizer.json form
+        # (what ``__getstate__`` serializes) and the model's attributes, never from
+        # ``repr``, which a release may reword. (The model's own state would serialize its
+        # whole vocabulary: 0.6 s for Gemma's.)
+        decoders = _types(_component(hf.decoder))
+        pre = _component(hf.pre_tokenizer)
+        self.byte_level = "ByteLevel" in decoders
         self.byte_fallback = bool(getattr(hf.model, "byte_fallback", False)) or (
-            "ByteFallback" in decoder
+            "ByteFallback" in decoders
         )
         self.wordpiece_prefix: str | None = (
-            getattr(hf.model, "continuing_subword_prefix", "##")
+            getattr(hf.model, "continuing_subword_prefix", None) or "##"
             if type(hf.model).__name__ == "WordPiece"
             else None
         )
-        pre = repr(hf.pre_tokenizer)
         # Pre-tokenizers after which a line break between two non-space characters
         # is always a boundary: input can be tokenized in chunks cut there.
         self.splittable = (
-            pre.startswith("ByteLevel(") and "use_regex=True" in pre
-        ) or pre.startswith("BertPreTokenizer")
+            pre.get("type") == "ByteLevel" and pre.get("use_regex", True) is True
+        ) or pre.get("type") == "BertPreTokenizer"
         self._bytes_cache: dict[int, bytes] = {}
         self._describe_cache: dict[int, tuple[str, str, str, bool]] = {}
 
@@ -268,3 +272,21 @@ def _byte_decoder() -> dict[str, int]:
     if not _BYTE_DECODER:
         _BYTE_DECODER.update({c: b for b, c in bytes_to_unicode().items()})
     return _BYTE_DECODER
+
+
+def _component(part: Any) -> dict[str, Any]:
+    """A tokenizer component (decoder, model, pre-tokenizer) as tokenizer.json holds it."""
+    if part is None:
+        return {}
+    state = json.loads(part.__getstate__())
+    return state if isinstance(state, dict) else {}
+
+
+def _types(component: dict[str, Any]) -> set[str]:
+    """The ``type`` of a component and of every component in a ``Sequence`` of them."""
+    found = {str(component["type"])} if "type" in component else set()
+    for key in ("decoders", "pretokenizers", "normalizers"):
+        for inner in component.get(key) or []:
+            if isinstance(inner, dict):
+                found |= _types(inner)
+    return found
