@@ -96,6 +96,14 @@ def load_model(
     SDPA kernel does not return them.
     """
     require_weights(resolved)
+    if trust_remote_code and resolved.source == "hub":
+        # Only data files come from the hub (never code), so the model's own code could
+        # not run: say so rather than fail later in transformers.
+        raise UsageError(
+            f"--trust-remote-code cannot work with the hub id {resolved.label}: llmpath "
+            "downloads only a model's data files, never its code; download the model with its "
+            "code yourself and pass its folder with -m"
+        )
     folder = resolved.path
     import transformers
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM

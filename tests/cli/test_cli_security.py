@@ -301,3 +301,15 @@ def test_a_download_is_hashed_before_it_is_opened(suffix, cli, tmp_path, monkeyp
               "expected " + "0" * 64, "nothing was stored")  # fmt: skip
     assert opened == []
     _nothing_stored(store_home)
+
+
+def test_trust_remote_code_with_a_hub_id_is_refused(tiny_gpt2_dir):
+    from llmcli.errors import UsageError
+    from llmcli.models.loader import load_model
+    from llmcli.models.resolve import ResolvedModel
+
+    hub = ResolvedModel("org/tiny", tiny_gpt2_dir, None, "hub")
+    with pytest.raises(UsageError) as exc:
+        load_model(hub, device="cpu", trust_remote_code=True)
+    assert "--trust-remote-code cannot work with the hub id org/tiny" in str(exc.value)
+    assert load_model(hub, device="cpu").label == "org/tiny"  # without the flag it loads
