@@ -13,6 +13,7 @@ used as it is.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,12 @@ def _looks_like_hub_id(ref: str) -> bool:
 def _convert_gguf(path: Path, rep: Reporter) -> Path:
     from llmcli.models.convert import gguf_to_folder
 
-    with rep.step(f"hashing {path.name}", path.stat().st_size) as advance:
-        digest = fsutil.sha256_file(path, advance)
+    digest = store.known_digest(path)  # hashed before and not changed since: not read again
+    if digest is None:
+        since = time.time_ns()
+        with rep.step(f"hashing {path.name}", path.stat().st_size) as advance:
+            digest = fsutil.sha256_file(path, advance)
+        store.remember_digest(path, digest, since)
     key = digest[:16]
     folder = store.local_dir(key)
     stamp_key = f"local-{key}"

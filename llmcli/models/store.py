@@ -328,6 +328,40 @@ def stamp(folder: Path, key: str) -> None:
     _write_stamp(key, hashlib.sha256(raw).hexdigest(), files, None)
 
 
+def _source_stamp(path: Path) -> Path:
+    where = hashlib.sha256(str(path.resolve()).encode("utf-8", "surrogatepass")).hexdigest()
+    return stamp_path(f"source-{where[:32]}")
+
+
+def known_digest(path: Path) -> str | None:
+    """The sha256 of a user's file hashed before (a ``-m FILE.gguf``), when its signature
+    (size, modification and change times, inode) is still the one recorded then: the
+    file is not read again. None when it must be hashed."""
+    try:
+        data = json.loads(_source_stamp(path).read_text(encoding="utf-8"))
+        sig = _signature(os.stat(path))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("path") != str(path.resolve()):
+        return None
+    digest = data.get("sha256")
+    if data.get("signature") != sig or not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        return None
+    return digest
+
+
+def remember_digest(path: Path, digest: str, since_ns: int) -> None:
+    """Record ``digest`` as the sha256 of ``path`` (hashed from ``since_ns`` on), unless the
+    file changed too recently for its signature to prove it has not changed since."""
+    with contextlib.suppress(OSError):
+        sig = _signature(os.stat(path))
+        if not _settled(sig, since_ns):
+            return
+        data = json.dumps({"path": str(path.resolve()), "signature": sig, "sha256": digest})
+        with contextlib.suppress(LlmpathError, OSError):
+            fsutil.write_bytes_atomic(ensure_parent(_source_stamp(path)), data.encode())
+
+
 def describe(problems: list[str]) -> str:
     """The first problem, and how many more there are."""
     more = f", and {len(problems) - 1} more" if len(problems) > 1 else ""

@@ -356,3 +356,20 @@ def test_an_older_conversion_without_hashes_is_used_as_it_is(fake_gguf):
     (folder / "extra.json").write_text("{}")
     assert resolve.resolve(str(gguf)).path == folder
     assert len(runs) == 1
+
+
+def test_a_gguf_file_is_hashed_once_while_it_stays_the_same(fake_gguf, settled, hashed):
+    gguf, runs = fake_gguf
+    first = resolve.resolve(str(gguf))
+    assert hashed.count("tiny.gguf") == 1
+    for _ in range(3):
+        assert resolve.resolve(str(gguf)).path == first.path  # the stamp stands for the hash
+    assert hashed.count("tiny.gguf") == 1 and len(runs) == 1
+    # A change to the file (same size, its time put back) changes its ctime: hashed again,
+    # and a new content is a new conversion.
+    stat = gguf.stat()
+    gguf.write_bytes(b"GGUF" + bytes(reversed(range(256))))
+    os.utime(gguf, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    changed = resolve.resolve(str(gguf))
+    assert hashed.count("tiny.gguf") == 2
+    assert changed.path != first.path and len(runs) == 2
