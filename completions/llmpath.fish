@@ -20,7 +20,7 @@ function __llmpath_value_options --description 'Options of a path that take a va
         case attention
             printf '%s\n' --file -m --model -l --layer --head -a --aggregate --top -f --format -o --output --precision --device --dtype --device-map
         case fewshot
-            printf '%s\n' -t --task --query -k --shots --seed --instruction --template --choices --limit -m --model --max-new-tokens --temperature --top-k --top-p --stop --separator --batch-size -f --format -o --output --device --dtype --device-map
+            printf '%s\n' -t --task --query -k --shots --seed --draw --instruction --template --choices --limit -m --model --max-new-tokens --temperature --top-k --top-p --stop --separator --batch-size -f --format -o --output --device --dtype --device-map
         case next
             printf '%s\n' -k --top -m --model -f --format -o --output --device --dtype --device-map
         case walk
@@ -159,6 +159,7 @@ complete -c llmpath -n '__llmpath_using fewshot' -s t -l task -x -d 'A built-in 
 complete -c llmpath -n '__llmpath_using fewshot' -l query -x -d 'Ask this (repeatable); \'-\' reads one query per line from stdin. Default: the task\'s first test item.'
 complete -c llmpath -n '__llmpath_using fewshot' -s k -l shots -x -d 'Shot counts to run, e.g. 0,1,3.'
 complete -c llmpath -n '__llmpath_using fewshot' -l seed -x -d 'Which examples are drawn (and the sampling seed); the same seed gives the same prompts. Default: 1234, or the task\'s order.'
+complete -c llmpath -n '__llmpath_using fewshot' -l draw -x -d 'How the examples are drawn: lm-eval (as lm-evaluation-harness does, so prompts and accuracies compare item by item) or nested (the k-shot examples are the first k of the (k+1)-shot ones).'
 complete -c llmpath -n '__llmpath_using fewshot' -l instruction -x -d 'The instruction put first (replaces the task\'s).'
 complete -c llmpath -n '__llmpath_using fewshot' -l template -x -d 'How an item reads, e.g. \'{input} => {output}\'; the answer follows the space before {output}.'
 complete -c llmpath -n '__llmpath_using fewshot' -l choices -x -d 'Score these answers (comma-separated) by log-likelihood instead of generating.'
