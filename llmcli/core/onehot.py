@@ -117,7 +117,7 @@ def records_from_input(
                     )
             records.extend(records_for_ids(tok, seq.ids))
         return [
-            TokenRecord(i, r.id, r.token, r.text, r.start, r.end, r.bytes, r.special)
+            TokenRecord(i, r.id, r.token, r.text, r.start, r.end, r.bytes, r.special, r.decoded)
             for i, r in enumerate(records)
         ]
     return tokenize(tok, text, special=special)

@@ -45,9 +45,18 @@ class TokenRecord:
     end: int
     bytes: str
     special: bool
+    # Made from IDs, not from an input text: ``start``/``end`` count the decoded text, so a
+    # record says so (``decoded_start``/``decoded_end``) and claims no input offset.
+    decoded: bool = False
 
     def to_dict(self) -> dict[str, object]:
         # Written out: this runs once per token.
+        if self.decoded:
+            return {
+                "index": self.index, "id": self.id, "token": self.token, "text": self.text,
+                "start": None, "end": None, "decoded_start": self.start,
+                "decoded_end": self.end, "bytes": self.bytes, "special": self.special,
+            }  # fmt: skip
         return {
             "index": self.index, "id": self.id, "token": self.token, "text": self.text,
             "start": self.start, "end": self.end, "bytes": self.bytes, "special": self.special,
@@ -162,7 +171,8 @@ def _encoded_ahead(
 
 
 def records_for_ids(tok: LoadedTokenizer, ids: list[int]) -> list[TokenRecord]:
-    """Token records for IDs given directly; offsets count the decoded text."""
+    """Token records for IDs given directly; their offsets count the decoded text, and the
+    records say so (``decoded``)."""
     records = []
     pos = 0
     for index, token_id in enumerate(ids):
@@ -179,6 +189,7 @@ def records_for_ids(tok: LoadedTokenizer, ids: list[int]) -> list[TokenRecord]:
                 end,
                 record.bytes,
                 record.special,
+                True,
             )  # fmt: skip
         )
         pos = end

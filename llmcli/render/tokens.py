@@ -274,6 +274,9 @@ def write_record_lines(fh: IO[str], records: Iterable[TokenRecord]) -> None:
     parts: dict[int, tuple[str, str]] = {}
     buf: list[str] = []
     for r in records:
+        if r.decoded:  # offsets into a decoded text: written as such
+            buf.append(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+            continue
         part = parts.get(r.id)
         if part is None:
             head = json.dumps({"id": r.id, "token": r.token, "text": r.text}, ensure_ascii=False)
@@ -289,4 +292,5 @@ def write_record_lines(fh: IO[str], records: Iterable[TokenRecord]) -> None:
 
 
 def _tsv_row(r: TokenRecord) -> list[object]:
-    return [r.index, r.id, r.token, r.text, r.start, r.end, r.bytes, r.special]
+    start, end = ("", "") if r.decoded else (r.start, r.end)  # no input offsets to give
+    return [r.index, r.id, r.token, r.text, start, end, r.bytes, r.special]

@@ -238,3 +238,18 @@ def test_a_long_text_shows_the_followed_row_around_its_token(cli, tiny_bert_dir)
     assert len(weights["rows"]) == 1 and weights["rows"][0].startswith("3:")
     assert len(weights["cols"]) == 16 and weights["cols"][0].startswith("0:")
     assert any(c.startswith("10:") for c in weights["cols"])  # an encoder looks ahead too
+
+
+def test_records_made_from_ids_claim_no_input_offsets(cli, tiny_gpt2_dir):
+    for command in ("attention", "walk"):
+        doc = json.loads(cli(command, "-m", tiny_gpt2_dir, "--ids", "-f", "json",
+                             stdin=b"5 6 7").out)  # fmt: skip
+        tokens = doc["tokens"]
+        assert [(t["start"], t["end"]) for t in tokens] == [(None, None)] * 3
+        pos = 0
+        for t in tokens:  # the offsets into the decoded text, under their own names
+            assert (t["decoded_start"], t["decoded_end"]) == (pos, pos + len(t["text"]))
+            pos += len(t["text"])
+    # tokenize's records come from the text itself: their offsets are input offsets.
+    records = cli("tokenize", "-m", tiny_gpt2_dir, "-f", "jsonl", "a cat").jsonl()
+    assert all("decoded_start" not in r and isinstance(r["start"], int) for r in records)
