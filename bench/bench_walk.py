@@ -21,7 +21,7 @@ c) ``llmpath walk TEXT -m MODEL -f npz -o OUT.npz`` (the lens of every token, fo
 
 TEXT is the seed sentence ("It's a blue sundress.") and a 200-token paragraph. Median of
 3 repeats in rounds (each command once per round, the order alternating). Every walk must
-exit 0 (all its checks passed). Target (issue "walk"): at most 1.5x the anchor's time and
+exit 0 (all its checks passed). Target: at most 1.5x the anchor's time and
 1.3x its peak memory. Tables are printed and written to bench/results-walk.md.
 """
 
