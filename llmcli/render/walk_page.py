@@ -14,7 +14,6 @@ import html
 import math
 import re
 from collections.abc import Callable
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -23,23 +22,14 @@ from llmcli.core.tokenize import TokenRecord
 from llmcli.core.walk import WalkPlan
 from llmcli.core.walk.records import Walk
 from llmcli.errors import UsageError
-from llmcli.render.attention_pictures import HTML_MAX_VALUES, script_json, token_label
+from llmcli.render.attention_pictures import HTML_MAX_VALUES, token_label
+from llmcli.render.page import asset, script_json
 
 Describe = Callable[[int], tuple[str, str, str, bool]]
 
 DECIMALS = 4  # attention scores and weights, and probabilities
 VECTOR_DECIMALS = 6
 PLACEHOLDER = re.compile(r"/\*__([A-Z]+)__\*/")
-# What an asset must never hold: it would close the tag the page puts it in.
-CLOSERS = re.compile(r"</(script|style)", re.IGNORECASE)
-
-
-def asset(name: str) -> str:
-    """The text of one file of ``llmcli/render/assets``."""
-    text = (resources.files("llmcli.render") / "assets" / name).read_text(encoding="utf-8")
-    if name != "walk.html" and CLOSERS.search(text):
-        raise RuntimeError(f"the page asset {name} holds a closing tag")
-    return text
 
 
 def plain(value: Any) -> Any:
