@@ -6,7 +6,6 @@ into one line ``Error: ...`` on stderr and the exit code below.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

@@ -8,7 +8,6 @@ embeddings (``llmpath embed``) fix that.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +87,6 @@ def pair_stats(rows: list[OneHot], vocab_size: int) -> PairStats | None:
         max_cosine=float(cosines[upper].max()),
     )
 
-
-SQRT2 = math.sqrt(2.0)
 
 
 def records_from_input(

@@ -1,6 +1,7 @@
-"""Load a model's weights for the commands that run it (embed, attention, fewshot).
+"""Load a model's weights for the commands that run it (embed, attention, fewshot, walk).
 
-The only module that imports torch and transformers, and only when called.
+torch and transformers are imported here only when a function is called, as in every
+module that runs a model (core's, and ``models/convert.py``): never at import time.
 Weights are read from safetensors files only (nothing is unpickled) and model
 code from the hub is never run unless the caller asks (``trust_remote_code``).
 """
@@ -51,7 +52,7 @@ def pick_device(name: str = "auto") -> str:
     return name
 
 
-def _torch_dtype(name: str, device: str) -> Any:
+def _torch_dtype(name: str) -> Any:
     import torch
 
     if name not in DTYPES:
@@ -111,7 +112,7 @@ def load_model(
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     target = pick_device(device)
-    torch_dtype = _torch_dtype(dtype, target)
+    torch_dtype = _torch_dtype(dtype)
     try:
         config = AutoConfig.from_pretrained(
             str(folder), trust_remote_code=trust_remote_code, local_files_only=True
