@@ -88,7 +88,6 @@ def pair_stats(rows: list[OneHot], vocab_size: int) -> PairStats | None:
     )
 
 
-
 def records_from_input(
     tok: LoadedTokenizer, source: TextSource, *, special: bool = False
 ) -> list[TokenRecord]:
