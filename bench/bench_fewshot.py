@@ -12,40 +12,47 @@ counts) any attempt to open a network connection.
 
 1. Scoring (log-likelihood of the choices, as lm-evaluation-harness computes it).
    The built-in multiple-choice tasks sentiment, animal-class (task-level choices)
-   and bigger (per-item choices), 3 shots, the same model, on the CPU:
+   and bigger (per-item choices), at 0, 1 and 3 shots (``--shots``), the same model,
+   on the CPU, for each shot count K:
 
    a) llmpath end to end, the command line ``llmpath fewshot --eval -t FILE -t FILE
-      -t FILE -f json --shots 3 -m MODEL --device cpu --batch-size 8 -o OUT``. FILE is
-      the built-in task file with ``"shuffle": false`` added to its header, so that
-      every item gets the first 3 examples of the file, in file order;
+      -t FILE -f json --shots K --draw DRAW --seed 1234 -m MODEL --device cpu
+      --batch-size 8 -o OUT``. FILE is the built-in task file;
    b) lm-evaluation-harness itself: ``python -m lm_eval --model hf --model_args
       pretrained=FOLDER,dtype=float32 --device cpu --tasks ... --include_path DIR
-      --num_fewshot 3 --batch_size 8 --log_samples --output_path ...``. DIR holds a
+      --num_fewshot K --batch_size 8 --seed 0,1234,1234,1234 --log_samples
+      --output_path ...`` (the seeds are lm_eval's defaults, written out). DIR holds a
       task YAML and JSON Lines data (test and fewshot splits) made from the same
       built-in file: description = instruction + "\\n\\n", doc_to_text = the
       template's prompt part ("Review: {{input}}\\nSentiment:"), target_delimiter,
       fewshot_delimiter "\\n\\n", doc_to_choice / doc_to_target from the item,
-      fewshot sampler ``first_n`` (the first 3 examples, in order), metrics acc and
-      acc_norm.
+      metrics acc and acc_norm, and lm_eval's own ``default`` fewshot sampler: lm_eval
+      draws its examples itself.
 
-   Both see the same prompts, which is checked: every context lm_eval logged must be
-   llmpath's prompt (less the BOS text llmpath writes in front for Gemma, which
-   lm_eval adds as a token), and every continuation the same. Each run is a fresh
-   process started through a small hook (HOOK below) that runs the tool's own entry
-   point (``llmcli.cli.main`` or ``lm_eval.__main__.cli_evaluate``) with the
-   arguments above, after wrapping the one function that does the scoring
-   (``llmcli.core.fewshot.run_cases``; ``HFLM.loglikelihood``) with a timer. The
-   timed part is that call: tokenizing the continuations and the forward passes,
-   not the start-up, the model load, building the prompts or writing the results.
-   Before the first timed call both run one untimed forward pass of 8 tokens, so
-   that neither timing holds the first call's one-off costs. A request is one
-   (context, choice) pair, lm_eval's count; requests/s = requests / scoring time.
-   The wall time and peak RSS of the whole process are recorded too, and a forward
-   hook on the model counts what the scoring runs through it (calls, rows, tokens
-   with padding, positions that get full-vocabulary logits). The
-   per-choice log-likelihoods, acc and acc_norm of every item are compared. Median
-   of 3 rounds (``--quick``: 1 and the first 16 items of each task), one run of each
-   tool per round, the order reversed every other round.
+   ``--draw`` (bench): ``lm-eval`` (default) runs llmpath with its default draw, which
+   must give lm_eval's own examples item by item; ``first`` gives both the first K
+   examples in file order (``"shuffle": false`` in llmpath's file, ``first_n`` in
+   lm_eval's); ``nested`` runs llmpath with ``--draw nested`` (other examples than
+   lm_eval's, so only the speed is compared).
+
+   Where the draws are the same, both see the same prompts, which is checked: every
+   context lm_eval logged must be llmpath's prompt (less the BOS text llmpath writes
+   in front for Gemma, which lm_eval adds as a token), and every continuation the
+   same. Each run is a fresh process started through a small hook (HOOK below) that
+   runs the tool's own entry point (``llmcli.cli.main`` or
+   ``lm_eval.__main__.cli_evaluate``) with the arguments above, after wrapping the
+   one function that does the scoring (``llmcli.core.fewshot.run_cases``;
+   ``HFLM.loglikelihood``) with a timer. The timed part is that call: tokenizing the
+   continuations and the forward passes, not the start-up, the model load, building
+   the prompts or writing the results. Before the first timed call both run one
+   untimed forward pass of 8 tokens, so that neither timing holds the first call's
+   one-off costs. A request is one (context, choice) pair, lm_eval's count;
+   requests/s = requests / scoring time. The wall time and peak RSS of the whole
+   process are recorded too, and a forward hook on the model counts what the scoring
+   runs through it (calls, rows, tokens with padding, positions that get full-
+   vocabulary logits). The per-choice log-likelihoods, acc and acc_norm of every item
+   are compared. Median of 3 rounds (``--quick``: 1 and the first 16 items of each
+   task), one run of each tool per round, the order reversed every other round.
 
 2. Generation (greedy, tokens/s). The prompts are the first test items of the
    built-in en-fr task, 3 shots, built by llmpath's PromptBuilder (token IDs), the
@@ -108,10 +115,12 @@ DATA = BENCH / "data"
 MODELS = ("smollm2", "gemma3-270m")
 SCORE_TASKS = ("sentiment", "animal-class", "bigger")
 GEN_TASK = "en-fr"
-SHOTS = 3
+SHOTS = (0, 1, 3)  # scoring
+GEN_SHOTS = 3
+DRAWS = ("lm-eval", "first", "nested")
 TIME_TARGET = 1.1  # llmpath's time at most this times the direct transformers code's
 MEMORY_TARGET = 1.3  # llmpath's peak RSS at most this times the direct code's
-LOGPROB_TOLERANCE = 1e-3  # largest accepted |difference| of a choice's log-likelihood
+LOGPROB_TOLERANCE = 1e-4  # largest accepted |difference| of a choice's log-likelihood
 
 # Runs a tool's own entry point with its scoring call timed. argv: timing file, tool,
 # then the tool's arguments. Any network connection attempt is refused and counted.
@@ -387,7 +396,7 @@ def builtin_text(name: str) -> str:
     return resources.files("llmcli.tasks").joinpath(f"{name}.jsonl").read_text(encoding="utf-8")
 
 
-def write_task_inputs(name: str, folder: Path) -> tuple[Path, Path, str, int]:
+def write_task_inputs(name: str, folder: Path, draw: str) -> tuple[Path, Path, str, int]:
     """llmpath's task file and lm_eval's YAML and data for one built-in task.
 
     Returns (llmpath file, YAML file, lm_eval task name, number of test items).
@@ -399,7 +408,8 @@ def write_task_inputs(name: str, folder: Path) -> tuple[Path, Path, str, int]:
     header = json.loads(lines[0])
     if "input" in header:
         raise BenchError(f"task {name} has no header line")
-    header["shuffle"] = False  # every item gets the first examples, in file order
+    if draw == "first":
+        header["shuffle"] = False  # every item gets the first examples, in file order
     llmpath_file = folder / f"{name}.jsonl"
     llmpath_file.write_text(
         json.dumps(header, ensure_ascii=False) + "\n" + "\n".join(lines[1:]) + "\n",
@@ -433,7 +443,7 @@ def write_task_inputs(name: str, folder: Path) -> tuple[Path, Path, str, int]:
         "doc_to_choice": "choices",
         "target_delimiter": task.template.delimiter,
         "fewshot_delimiter": "\n\n",
-        "fewshot_config": {"sampler": "first_n"},
+        "fewshot_config": {"sampler": "first_n" if draw == "first" else "default"},
         "metric_list": [{"metric": "acc"}, {"metric": "acc_norm"}],
     }
     yaml_file = folder / f"{lm_name}.yaml"
@@ -452,15 +462,17 @@ class ScoreRun:
 
 
 def score_runs(
-    report: Report, args: argparse.Namespace, env: dict[str, str], tmp: Path, loads: list[float]
-) -> tuple[dict[str, list[ScoreRun]], dict[str, Any]]:
-    """Run llmpath and lm_eval ``repeat`` times each, in alternating rounds."""
+    report: Report, args: argparse.Namespace, env: dict[str, str], tmp: Path, loads: list[float],
+    shots: int,
+) -> tuple[dict[str, list[ScoreRun]], dict[str, Any]]:  # fmt: skip
+    """Run llmpath and lm_eval ``repeat`` times each at ``shots``, in alternating rounds."""
     py = sys.executable
+    tmp = tmp / f"shots-{shots}"
     folder = tmp / "tasks"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     names, files, tests = [], [], 0
     for name in args.tasks:
-        llmpath_file, _, lm_name, n = write_task_inputs(name, folder)
+        llmpath_file, _, lm_name, n = write_task_inputs(name, folder, args.draw)
         names.append(lm_name)
         files.append(llmpath_file)
         tests += min(n, args.limit) if args.limit else n
@@ -469,8 +481,10 @@ def score_runs(
     commands: dict[str, Any] = {}
 
     def llmpath_cmd(out: Path) -> list[str]:
+        draw = ["--draw", "nested" if args.draw == "nested" else "lm-eval"]
+        seed = [] if args.draw == "first" else ["--seed", "1234"]
         cmd = ["fewshot", "--eval", *[a for f in files for a in ("-t", str(f))], "-f", "json",
-               "--shots", str(SHOTS), "-m", args.model, "--device", "cpu",
+               "--shots", str(shots), *draw, *seed, "-m", args.model, "--device", "cpu",
                "--batch-size", str(args.batch_size), "-q", "-o", str(out), *limit]  # fmt: skip
         return cmd
 
@@ -478,8 +492,8 @@ def score_runs(
         return [
             "--model", "hf", "--model_args", f"pretrained={model_folder},dtype=float32",
             "--device", "cpu", "--tasks", ",".join(names), "--include_path", str(folder),
-            "--num_fewshot", str(SHOTS), "--batch_size", str(args.batch_size),
-            "--log_samples", "--output_path", str(out), *limit,
+            "--num_fewshot", str(shots), "--batch_size", str(args.batch_size),
+            "--seed", "0,1234,1234,1234", "--log_samples", "--output_path", str(out), *limit,
         ]  # fmt: skip
 
     commands["llmpath"] = llmpath_cmd
@@ -506,7 +520,8 @@ def score_runs(
             report.check(not timing["network"], f"{who}: no network connection attempted "
                          f"({len(timing['network'])} refused)")  # fmt: skip
             print(
-                f"  round {r + 1}/{args.repeat} {who:8} scoring {timing['scoring_s']:6.2f} s "
+                f"  {shots} shots, round {r + 1}/{args.repeat} {who:8} "
+                f"scoring {timing['scoring_s']:6.2f} s "
                 f"({timing['requests']} requests, {timing['requests'] / timing['scoring_s']:.1f}/s)"
                 f"  process {got.wall:6.2f} s  peak RSS {got.maxrss_mb:5.0f} MB  "
                 f"(load average {got.load:.2f})",
@@ -519,7 +534,9 @@ def score_runs(
     return results, first
 
 
-def compare_scores(report: Report, first: dict[str, Any], bos_text: str) -> list[list[Any]]:
+def compare_scores(
+    report: Report, first: dict[str, Any], bos_text: str, shots: int
+) -> list[list[Any]]:
     """llmpath's prompts, log-likelihoods and answers against lm_eval's, item by item."""
     if "llmpath" not in first or "lm_eval" not in first:
         return []
@@ -539,7 +556,7 @@ def compare_scores(report: Report, first: dict[str, Any], bos_text: str) -> list
                      f"{name}: both scored {len(samples)} items")  # fmt: skip
         same_prompts = same_conts = True
         diffs: list[float] = []
-        acc_same = norm_same = greedy_same = 0
+        acc_same = norm_same = greedy_same = pred_same = 0
         acc_mine = acc_ref = norm_mine = norm_ref = 0
         n = 0
         for item, sample in zip(items, samples):
@@ -555,6 +572,9 @@ def compare_scores(report: Report, first: dict[str, Any], bos_text: str) -> list
             ref_greedy = [r[0][1] in (True, "True") for r in sample["resps"]]
             got = [s["logprob"] for s in item["scores"]]
             diffs += [abs(a - b) for a, b in zip(got, ref)]
+            pred_same += max(range(len(got)), key=got.__getitem__) == max(
+                range(len(ref)), key=ref.__getitem__
+            )
             greedy_same += [s["greedy"] for s in item["scores"]] == ref_greedy
             acc_same += bool(item["correct"]) == (sample["acc"] == 1.0)
             norm_same += bool(item["correct_norm"]) == (sample["acc_norm"] == 1.0)
@@ -563,16 +583,18 @@ def compare_scores(report: Report, first: dict[str, Any], bos_text: str) -> list
             norm_mine += bool(item["correct_norm"])
             norm_ref += sample["acc_norm"] == 1.0
         worst = max(diffs) if diffs else math.nan
-        report.check(same_prompts, f"{name}: every lm_eval context is llmpath's prompt")
-        report.check(same_conts, f"{name}: the same continuations")
+        what = f"{shots} shots, {name}"
+        report.check(same_prompts, f"{what}: every lm_eval context is llmpath's prompt")
+        report.check(same_conts, f"{what}: the same continuations")
         report.check(worst <= LOGPROB_TOLERANCE,
-                     f"{name}: log-likelihoods agree (max |diff| {worst:.2g})")  # fmt: skip
-        report.check(acc_same == n and norm_same == n, f"{name}: the same acc and acc_norm "
+                     f"{what}: log-likelihoods agree (max |diff| {worst:.2g})")  # fmt: skip
+        report.check(pred_same == n, f"{what}: the same prediction item by item")
+        report.check(acc_same == n and norm_same == n, f"{what}: the same acc and acc_norm "
                      "item by item")  # fmt: skip
         rows.append([
-            name, n, len(diffs), "yes" if same_prompts and same_conts else "NO",
+            shots, name, n, len(diffs), "yes" if same_prompts and same_conts else "NO",
             f"{worst:.2g}", f"{statistics.median(diffs):.2g}" if diffs else "",
-            f"{acc_same}/{n}", f"{norm_same}/{n}", f"{greedy_same}/{n}",
+            f"{pred_same}/{n}", f"{acc_same}/{n}", f"{norm_same}/{n}", f"{greedy_same}/{n}",
             agree(acc_mine, acc_ref, n), agree(norm_mine, norm_ref, n),
         ])  # fmt: skip
     return rows
@@ -583,8 +605,9 @@ def agree(mine: int, ref: int, n: int) -> str:
 
 
 def summarize_scoring(
-    report: Report, results: dict[str, list[ScoreRun]], args: argparse.Namespace, tests: int
-) -> None:
+    report: Report, results: dict[str, list[ScoreRun]], args: argparse.Namespace, tests: int,
+    shots: int,
+) -> None:  # fmt: skip
     rows = []
     rate: dict[str, float] = {}
     for who in ("lm_eval", "llmpath"):
@@ -593,7 +616,8 @@ def summarize_scoring(
             f"lm-evaluation-harness `python -m lm_eval --model hf ... --batch_size "
             f"{args.batch_size}` (anchor)"
             if who == "lm_eval"
-            else f"`llmpath fewshot --eval -t ... -f json --shots {SHOTS} -m {args.model} "
+            else f"`llmpath fewshot --eval -t ... -f json --shots {shots} "
+            f"--draw {'nested' if args.draw == 'nested' else 'lm-eval'} -m {args.model} "
             f"--device cpu --batch-size {args.batch_size}`"
         )
         if not runs:
@@ -612,7 +636,8 @@ def summarize_scoring(
             f"{statistics.median(x.run.maxrss_mb for x in runs):.0f} MB",
         ])  # fmt: skip
     report.table(
-        f"Scoring: {args.model}, {', '.join(args.tasks)}, {tests} items, {SHOTS} shots "
+        f"Scoring: {args.model}, {', '.join(args.tasks)}, {tests} items, {shots} shots, "
+        f"draw {args.draw} "
         f"(median of {args.repeat}; min-max in brackets)",
         ["command", "requests", "scoring time", "scoring CPU", "requests/s", "vs lm_eval",
          "start-up + load + prompts (before scoring)", "process wall", "peak RSS"],
@@ -631,7 +656,7 @@ def summarize_scoring(
             for a, b in zip(results["lm_eval"], results["llmpath"], strict=False)
         ]
         report.note(
-            f"llmpath scores {ratio:.2f}x as many requests per second as lm_eval "
+            f"At {shots} shots llmpath scores {ratio:.2f}x as many requests per second as lm_eval "
             f"(target: faster than lm_eval: {verdict}); round by round: "
             + ", ".join(f"{p:.2f}x" for p in pairs)
             + "."
@@ -651,7 +676,7 @@ def gen_prompts(model: str, count: int) -> tuple[list[list[int]], str]:
     tok = LoadedTokenizer.for_model(resolve(model))
     task = load_builtin(GEN_TASK)
     style = Style(bos=tokenizer_adds_bos(tok))
-    cases = make_cases(task, PromptBuilder(task, tok, style), shots=[SHOTS], queries=None,
+    cases = make_cases(task, PromptBuilder(task, tok, style), shots=[GEN_SHOTS], queries=None,
                        seed=None, limit=count)  # fmt: skip
     return [c.ids for c in cases], cases[0].prompt
 
@@ -772,7 +797,7 @@ def summarize_generation(
                             f"{same}/{len(prompts)}", ""])  # fmt: skip
     lengths = [len(p) for p in prompts]
     report.table(
-        f"Generation: {args.model}, {len(prompts)} {GEN_TASK} prompts of {SHOTS} shots "
+        f"Generation: {args.model}, {len(prompts)} {GEN_TASK} prompts of {GEN_SHOTS} shots "
         f"({min(lengths)}-{max(lengths)} tokens), greedy, at most {args.new_tokens} new tokens "
         f"each (median of {args.repeat}; min-max in brackets)",
         ["method", "batch", "tokens produced", "time (prompt passes included)", "CPU", "tokens/s",
@@ -822,6 +847,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, help="new tokens (default 32; quick 16)")
     parser.add_argument("--batch-size", type=int, default=8, help="scoring batch size")
     parser.add_argument("--tasks", nargs="+", default=list(SCORE_TASKS))
+    parser.add_argument(
+        "--shots",
+        default=",".join(map(str, SHOTS)),
+        help="scoring: the shot counts, each run on its own (default 0,1,3)",
+    )
+    parser.add_argument("--draw", choices=DRAWS, default="lm-eval",
+                        help="scoring: how the examples are drawn (see above)")  # fmt: skip
     parser.add_argument("--only", choices=("scoring", "generation"))
     parser.add_argument("--threads", type=int, help="torch threads in every measured process "
                         "(OMP_NUM_THREADS; default: torch's own choice)")  # fmt: skip
@@ -831,6 +863,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.limit = args.limit or (16 if args.quick else None)
     args.prompts = args.prompts or (8 if args.quick else 16)
     args.new_tokens = args.new_tokens or (16 if args.quick else 32)
+    try:
+        args.shots = [int(k) for k in args.shots.split(",")]
+    except ValueError:
+        parser.error("--shots takes counts separated by commas: 0,1,3")
 
     if shutil.which("llmpath", path=str(Path(sys.executable).parent)) is None:
         print("llmpath is not installed next to this interpreter", file=sys.stderr)
@@ -930,26 +966,33 @@ def run_scoring(
     if bos_text:
         report.note(f"{args.model}'s tokenizer adds {bos_text} in front: llmpath writes it as "
                     "the prompt's first token, lm_eval lets the tokenizer add it.\n")  # fmt: skip
-    results, first = score_runs(report, args, env, tmp, loads)
-    summarize_scoring(report, results, args, first["tests"])
-    equal_rows = compare_scores(report, first, bos_text)
+    equal_rows: list[list[Any]] = []
+    work = []
+    for shots in args.shots:
+        results, first = score_runs(report, args, env, tmp, loads, shots)
+        summarize_scoring(report, results, args, first["tests"], shots)
+        if args.draw != "nested":
+            equal_rows += compare_scores(report, first, bos_text, shots)
+        for who in ("lm_eval", "llmpath"):
+            runs = results.get(who)
+            if runs and "rows" in runs[0].timing:
+                t = runs[0].timing
+                work.append([shots, who, f"{t['forward_calls']:,}", f"{t['rows']:,}",
+                             f"{t['tokens']:,}", f"{t['logit_positions']:,}"])  # fmt: skip
+    if args.draw == "nested":
+        report.note("llmpath draws with --draw nested, lm_eval its own way: the prompts differ, "
+                    "so only the speed is compared.\n")  # fmt: skip
     report.table(
         "llmpath's scores against lm_eval's, item by item (first round)",
-        ["task", "items", "requests", "same prompts and continuations",
-         "max abs diff of log-likelihood", "median abs diff", "same acc", "same acc_norm",
-         "same is_greedy", "acc: llmpath = lm_eval", "acc_norm: llmpath = lm_eval"],
+        ["shots", "task", "items", "requests", "same prompts and continuations",
+         "max abs diff of log-likelihood", "median abs diff", "same prediction", "same acc",
+         "same acc_norm", "same is_greedy", "acc: llmpath = lm_eval",
+         "acc_norm: llmpath = lm_eval"],
         equal_rows,
     )  # fmt: skip
-    work = []
-    for who in ("lm_eval", "llmpath"):
-        runs = results.get(who)
-        if runs and "rows" in runs[0].timing:
-            t = runs[0].timing
-            work.append([who, f"{t['forward_calls']:,}", f"{t['rows']:,}", f"{t['tokens']:,}",
-                         f"{t['logit_positions']:,}"])  # fmt: skip
     report.table(
         "What went through the model while scoring (counted by a forward hook, first round)",
-        ["tool", "forward calls", "rows", "tokens (padding included)",
+        ["shots", "tool", "forward calls", "rows", "tokens (padding included)",
          "positions given full-vocabulary logits"],
         work,
     )  # fmt: skip

@@ -146,16 +146,13 @@ def _save_model(model, folder: Path) -> Path:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def tiny_bert_dir(wordpiece_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer BERT encoder (d=32) on the WordPiece tokenizer, which here adds
-    [CLS] ... [SEP]; its modules.json asks for a normalized mean, as all-MiniLM-L6-v2's does."""
+def bert_tokenizer_dir(wordpiece_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The WordPiece tokenizer with BERT's template: it adds [CLS] ... [SEP]."""
     import shutil
 
-    import torch
     from tokenizers import Tokenizer, processors
-    from transformers import BertConfig, BertModel
 
-    folder = tmp_path_factory.mktemp("tinymodels") / "tinybert"
+    folder = tmp_path_factory.mktemp("tokenizers") / "tinybert"
     shutil.copytree(wordpiece_dir, folder)
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     cls_sep = [(t, tok.token_to_id(t)) for t in ("[CLS]", "[SEP]")]
@@ -163,6 +160,22 @@ def tiny_bert_dir(wordpiece_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=cls_sep
     )
     tok.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(bert_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT encoder (d=32) on the WordPiece tokenizer, which here adds
+    [CLS] ... [SEP]; its modules.json asks for a normalized mean, as all-MiniLM-L6-v2's does."""
+    import shutil
+
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tinymodels") / "tinybert"
+    shutil.copytree(bert_tokenizer_dir, folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,

@@ -8,15 +8,18 @@ import typer
 
 from llmcli.cli.options import (
     AttentionFormatOpt,
+    Bos,
     Device,
     DeviceMap,
     DeviceName,
     Dtype,
     DtypeName,
+    Eos,
     IdsFlag,
     InputFile,
     Output,
     Quiet,
+    Special,
     TrustRemoteCode,
     WeightsModel,
 )
@@ -69,13 +72,9 @@ def attention(
             "--top", help="List the K tokens each token attends to most.", min=0, metavar="K"
         ),
     ] = 0,
-    special: Annotated[
-        bool,
-        typer.Option(
-            "--special/--no-special",
-            help="Add the special tokens the model's tokenizer adds (e.g. <bos>).",
-        ),
-    ] = True,
+    special: Special = True,
+    bos: Bos = False,
+    eos: Eos = False,
     truncate: Annotated[
         bool, typer.Option("--truncate", help="Keep the tokens that fit the model's context.")
     ] = False,
@@ -107,7 +106,8 @@ def attention(
     reporter = RichReporter(quiet)
     resolved = resolve(model, reporter=reporter)
     tok = LoadedTokenizer.for_model(resolved)
-    token_ids = inputs.model_input(tok, text, file, ids=ids, special=special, default=core.SEED)
+    wrap = tok.wrap(special=special, bos=bos, eos=eos)
+    token_ids = inputs.model_input(tok, text, file, ids=ids, wrap=wrap, default=core.SEED).ids
     require_weights(resolved)
     config = model_config(resolved)
     token_ids = core.prepare_ids(token_ids, config, resolved.label, truncate=truncate)

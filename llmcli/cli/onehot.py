@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from llmcli.cli.options import InputFile, Model, OneHotFormatOpt, Output, Quiet, Special
+from llmcli.cli.options import (
+    Bos,
+    Eos,
+    IdsFlag,
+    InputFile,
+    Model,
+    OneHotFormatOpt,
+    Output,
+    Quiet,
+    Special,
+)
 from llmcli.core import inputs
 from llmcli.errors import UsageError
 from llmcli.models.resolve import resolve
@@ -21,15 +31,19 @@ def onehot(
     text: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Text to tokenize; without it, token records or IDs are read from stdin.",
+            help="Text to tokenize, always read as text; without it, stdin: text or token "
+            "records (IDs with --ids).",
             show_default=False,
         ),
     ] = None,
     file: InputFile = None,
+    ids: IdsFlag = False,
     model: Model = "gpt2",
     fmt: OneHotFormatOpt = None,
     output: Output = None,
-    special: Special = False,
+    special: Special = True,
+    bos: Bos = False,
+    eos: Eos = False,
     dense: Annotated[
         bool, typer.Option("--dense", help="Show a window of the vector around its 1.")
     ] = False,
@@ -43,12 +57,18 @@ def onehot(
 
     if text and file is not None:
         raise UsageError("give TEXT or --file, not both")
+    if text and ids:
+        raise UsageError("--ids reads IDs from stdin or --file; a TEXT argument is text")
     fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
     tok = LoadedTokenizer.for_model(resolve(model, reporter=RichReporter(quiet)))
+    wrap = tok.wrap(special=special, bos=bos, eos=eos)
     if text:
-        records = tokens.tokenize(tok, " ".join(text), special=special)
+        records = tokens.tokenize(tok, " ".join(text), wrap)
     else:
-        source = inputs.text_source(None, file, what="TEXT (or token records on stdin)")
-        records = core.records_from_input(tok, source, special=special)
+        what = "IDs" if ids else "TEXT (or token records on stdin)"
+        source = inputs.text_source(None, file, what=what)
+        records = core.records_from_input(tok, source, wrap, ids=ids)
     rows = core.onehots(records, tok.vocab_size)
-    render.emit(rows, fmt_name, output, label=tok.label, vocab=tok.vocab_size, dense=dense)
+    from_text = bool(records) and not records[0].decoded  # records and IDs come as they are
+    render.emit(rows, fmt_name, output, label=tok.label, vocab=tok.vocab_size, dense=dense,
+                added=wrap.summary if from_text else "")  # fmt: skip

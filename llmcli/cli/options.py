@@ -39,7 +39,23 @@ InputFile = Annotated[
 ]  # fmt: skip
 Special = Annotated[
     bool,
-    typer.Option("--special/--no-special", help="Add the model's BOS/EOS tokens."),
+    typer.Option(
+        "--special/--no-special",
+        help="Add the special tokens the model's own "
+        "template adds, as the model is fed (Gemma: <bos>; BERT: [CLS] … [SEP]; "
+        "GPT-2: none).",
+    ),
+]
+Bos = Annotated[
+    bool,
+    typer.Option(
+        "--bos",
+        help="Put the model's BOS token first (GPT-2: <|endoftext|>), unless it is there already.",
+    ),
+]
+Eos = Annotated[
+    bool,
+    typer.Option("--eos", help="Put the model's EOS token last, unless it is there already."),
 ]
 IdsFlag = Annotated[
     bool,

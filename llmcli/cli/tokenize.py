@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from llmcli.cli.options import InputFile, Models, Output, Quiet, Special, TokenizeFormatOpt
+from llmcli.cli.options import (
+    Bos,
+    Eos,
+    InputFile,
+    Models,
+    Output,
+    Quiet,
+    Special,
+    TokenizeFormatOpt,
+)
 from llmcli.core import inputs
 from llmcli.core import tokenize as core
 from llmcli.errors import UsageError
@@ -31,7 +40,9 @@ def tokenize(
     model: Models = None,
     fmt: TokenizeFormatOpt = None,
     output: Output = None,
-    special: Special = False,
+    special: Special = True,
+    bos: Bos = False,
+    eos: Eos = False,
     decode: Annotated[
         bool,
         typer.Option(
@@ -60,20 +71,21 @@ def tokenize(
     source = inputs.text_source(" ".join(text) if text else None, file)
     fmt_name = choose_format(fmt_name, output, FORMATS)
     toks = [LoadedTokenizer.for_model(resolve(name, reporter=reporter)) for name in names]
+    wraps = [t.wrap(special=special, bos=bos, eos=eos) for t in toks]
     if fmt_name == "ids":
         if len(toks) > 1:
             raise UsageError("-f ids takes one model; use -f jsonl or tsv to compare")
-        render.emit_id_lines(core.stream_id_batches(toks[0], source, special=special), output)
+        render.emit_id_lines(core.stream_id_batches(toks[0], source, wraps[0]), output)
     elif len(toks) == 1:
         tok = toks[0]
-        records = core.stream_tokens(tok, source, special=special)
+        records = core.stream_tokens(tok, source, wraps[0])
         render.emit_tokens(
             records, fmt_name, output, label=tok.label, vocab=tok.vocab_size, source=source,
-            lossless=tok.byte_level or tok.byte_fallback,
+            lossless=tok.byte_level or tok.byte_fallback, added=wraps[0].summary,
         )  # fmt: skip
     else:
         text_all = source.read()
         results = [
-            (t.label, t.vocab_size, core.tokenize(t, text_all, special=special)) for t in toks
+            (t.label, t.vocab_size, core.tokenize(t, text_all, w)) for t, w in zip(toks, wraps)
         ]
         render.emit_comparison(results, fmt_name, output, text_all)

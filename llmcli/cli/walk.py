@@ -7,15 +7,18 @@ from typing import Annotated
 import typer
 
 from llmcli.cli.options import (
+    Bos,
     Device,
     DeviceMap,
     DeviceName,
     Dtype,
     DtypeName,
+    Eos,
     IdsFlag,
     InputFile,
     Output,
     Quiet,
+    Special,
     TrustRemoteCode,
     WalkFormat,
     WalkFormatOpt,
@@ -70,14 +73,9 @@ def walk(
     top: Annotated[
         int, typer.Option("--top", help="Next tokens shown, and kept by the logit lens.", min=1)
     ] = 5,
-    special: Annotated[
-        bool,
-        typer.Option(
-            "--special/--no-special",
-            help="Tokenize with the model's own template (e.g. <bos>, [CLS] ... [SEP]), "
-            "as the model is fed.",
-        ),
-    ] = True,  # fmt: skip
+    special: Special = True,
+    bos: Bos = False,
+    eos: Eos = False,
     fmt: WalkFormatOpt = None,
     output: Output = None,
     device: Device = DeviceName.auto,
@@ -98,7 +96,8 @@ def walk(
     reporter = RichReporter(quiet)
     resolved = resolve(model, reporter=reporter)
     tok = LoadedTokenizer.for_model(resolved)
-    token_ids = inputs.model_input(tok, text, file, ids=ids, special=special, default=SEED)
+    wrap = tok.wrap(special=special, bos=bos, eos=eos)
+    token_ids, from_text = inputs.model_input(tok, text, file, ids=ids, wrap=wrap, default=SEED)
     steps = [getattr(s, "value", s) for s in step] if step else None
     plan = plan_walk(resolved, token_ids, layer=layer, head=head, token=token, steps=steps,
                      special_ids=tok.special_ids)  # fmt: skip
@@ -109,6 +108,7 @@ def walk(
     loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
                         attention="eager", trust_remote_code=trust_remote_code)  # fmt: skip
     lens = "all" if fmt_name in ("npz", "html") else "token"
-    result = run_walk(loaded, tok, plan, dims=dims, top=top, lens=lens)
+    added = wrap.summary if from_text else ""
+    result = run_walk(loaded, tok, plan, dims=dims, top=top, lens=lens, added=added)
     render.emit(result, tok, fmt_name, output)
     render.report_failures(result)

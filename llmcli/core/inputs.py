@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from llmcli.errors import InputError, UsageError
 
@@ -280,23 +280,30 @@ def _parse_record(line: str, number: int, label: str) -> dict[str, Any]:
     return record
 
 
-def _all_records(content: str) -> bool:
+def all_records(content: str) -> bool:
     """Every non-blank line is a JSON object: token records (``tokenize -f jsonl``), read
     as such, so that a malformed one is an error rather than text."""
     lines = [line.strip() for line in content.splitlines() if line.strip()]
     return bool(lines) and all(line.startswith("{") for line in lines)
 
 
+class ModelInput(NamedTuple):
+    """The IDs a model command runs on; ``from_text``: made from text (so with a ``Wrap``)."""
+
+    ids: list[int]
+    from_text: bool
+
+
 def model_input(
-    tok: Any, text: list[str] | None, file: Path | None, *, ids: bool, special: bool,
-    default: str,
-) -> list[int]:  # fmt: skip
+    tok: Any, text: list[str] | None, file: Path | None, *, ids: bool, wrap: Any, default: str,
+) -> ModelInput:  # fmt: skip
     """The token IDs a model command runs on.
 
     A TEXT argument is always text. Stdin (or ``--file``) is token records when every
     line is one (``tokenize -f jsonl``), ID lines with ``ids`` (``tokenize -f ids``),
-    and text otherwise. Text is tokenized with the model's own template when
-    ``special`` (what the model is fed: Gemma's ``<bos>``, BERT's ``[CLS] ... [SEP]``).
+    and text otherwise. Text gets the special tokens of ``wrap`` (a
+    ``llmcli.models.tokenizer.Wrap``: by default the model's own template, what the model
+    is fed: Gemma's ``<bos>``, BERT's ``[CLS] ... [SEP]``); IDs and records are as given.
     With nothing given and nothing piped: ``default``.
     """
     if text and text != ["-"]:
@@ -317,14 +324,14 @@ def model_input(
             if ids:
                 raise UsageError("--ids reads IDs from stdin or --file: pipe them in")
             content = default
-        from_text = not ids and not _all_records(content)
+        from_text = not ids and not all_records(content)
     if from_text:
         if not content.strip():
             raise InputError("empty input: there is no text")
-        return list(tok.hf.encode(content, add_special_tokens=special).ids)
+        return ModelInput(wrap.around(tok.hf.encode(content, add_special_tokens=False).ids), True)
     found = [i for seq in read_id_input(TextSource("stdin", text=content)) for i in seq.ids]
     if not found:
         raise InputError("empty input: no token IDs")
     for token_id in found:
         tok.check_id(token_id)
-    return found
+    return ModelInput(found, False)

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from llmcli.core.inputs import TextSource, read_id_input
+from llmcli.core.inputs import TextSource, all_records, read_id_input
 from llmcli.core.tokenize import TokenRecord, records_for_ids, tokenize
 from llmcli.errors import InputError
-from llmcli.models.tokenizer import LoadedTokenizer
+from llmcli.models.tokenizer import LoadedTokenizer, Wrap
 
 # How many distinct tokens the pairwise figures are computed over, at most.
 PAIR_SAMPLE = 32
@@ -89,36 +89,31 @@ def pair_stats(rows: list[OneHot], vocab_size: int) -> PairStats | None:
 
 
 def records_from_input(
-    tok: LoadedTokenizer, source: TextSource, *, special: bool = False
+    tok: LoadedTokenizer, source: TextSource, wrap: Wrap = Wrap(), *, ids: bool = False
 ) -> list[TokenRecord]:
-    """Token records from stdin/a file: records or IDs as they are, or else text to tokenize.
+    """Token records from stdin/a file: records as they are, IDs with ``ids``, else text.
 
-    Records piped from ``llmpath tokenize -f jsonl`` keep their IDs; their token
-    strings are checked against this model, so that a mismatch of ``-m`` is caught.
+    Input is records when every line is one (``llmpath tokenize -f jsonl``); they keep
+    their IDs, and their token strings are checked against this model, so that a
+    mismatch of ``-m`` is caught. Text gets the special tokens of ``wrap``.
     """
     text = source.read()
-    first = text.lstrip()[:1]
-    if first == "{" or _is_id_text(text):
-        relabelled = TextSource(source.label, text=text)
-        records: list[TokenRecord] = []
-        for seq in read_id_input(relabelled):
-            for k, token_id in enumerate(seq.ids):
-                tok.check_id(token_id)
-                claimed = seq.tokens[k] if seq.tokens else None
-                if claimed and claimed != tok.token(token_id):
-                    raise InputError(
-                        f"{source.label}: record for ID {token_id} says {claimed!r}, but "
-                        f"{tok.label} has {tok.token(token_id)!r} there; pass the -m that "
-                        "tokenize used"
-                    )
-            records.extend(records_for_ids(tok, seq.ids))
-        return [
-            TokenRecord(i, r.id, r.token, r.text, r.start, r.end, r.bytes, r.special, r.decoded)
-            for i, r in enumerate(records)
-        ]
-    return tokenize(tok, text, special=special)
-
-
-def _is_id_text(text: str) -> bool:
-    words = text.split()
-    return bool(words) and all(w.lstrip("-").isdigit() for w in words[:1000])
+    if not ids and not all_records(text):
+        return tokenize(tok, text, wrap)
+    relabelled = TextSource(source.label, text=text)
+    records: list[TokenRecord] = []
+    for seq in read_id_input(relabelled):
+        for k, token_id in enumerate(seq.ids):
+            tok.check_id(token_id)
+            claimed = seq.tokens[k] if seq.tokens else None
+            if claimed and claimed != tok.token(token_id):
+                raise InputError(
+                    f"{source.label}: record for ID {token_id} says {claimed!r}, but "
+                    f"{tok.label} has {tok.token(token_id)!r} there; pass the -m that "
+                    "tokenize used"
+                )
+        records.extend(records_for_ids(tok, seq.ids))
+    return [
+        TokenRecord(i, r.id, r.token, r.text, r.start, r.end, r.bytes, r.special, r.decoded)
+        for i, r in enumerate(records)
+    ]

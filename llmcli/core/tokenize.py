@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llmcli.core.inputs import TextSource
-from llmcli.models.tokenizer import LoadedTokenizer
+from llmcli.models.tokenizer import LoadedTokenizer, Wrap
 
 # Records are made from chunks of about this many characters: an encoding with
 # offsets takes a few hundred bytes a token, so memory stays small and flat.
@@ -68,23 +68,27 @@ def _record(tok: LoadedTokenizer, index: int, token_id: int, start: int, end: in
     return TokenRecord(index, token_id, token, text, start, end, hexbytes, special)
 
 
-def tokenize(tok: LoadedTokenizer, text: str, *, special: bool = False) -> list[TokenRecord]:
-    """Tokens of ``text``; ``special`` adds the model's BOS/EOS tokens.
+def tokenize(tok: LoadedTokenizer, text: str, wrap: Wrap = Wrap()) -> list[TokenRecord]:
+    """Tokens of ``text``, with the special tokens of ``wrap`` around them.
 
     >>> [r.token for r in tokenize(gpt2, "It's a blue sundress.")]   # doctest: +SKIP
     ['It', "'s", 'Ġa', 'Ġblue', 'Ġsund', 'ress', '.']
     """
-    return list(stream_tokens(tok, TextSource("argument", text=text), special=special))
+    return list(stream_tokens(tok, TextSource("argument", text=text), wrap))
 
 
 def stream_tokens(
-    tok: LoadedTokenizer, source: TextSource, *, special: bool = False
+    tok: LoadedTokenizer, source: TextSource, wrap: Wrap = Wrap()
 ) -> Iterator[TokenRecord]:
-    """Token records of a source of any size, read in chunks (constant memory)."""
+    """Token records of a source of any size, read in chunks (constant memory).
+
+    The special tokens of ``wrap`` come first and last, with empty spans at 0 and at the
+    end of the text.
+    """
     index = 0
     base = 0
-    if special and tok.bos_id is not None:
-        yield _record(tok, index, tok.bos_id, 0, 0)
+    for token_id in wrap.before:
+        yield _record(tok, index, token_id, 0, 0)
         index += 1
     for chunk in source.chunks(tok.splittable, RECORD_CHUNK_CHARS):
         encoding = tok.hf.encode(chunk, add_special_tokens=False)
@@ -94,20 +98,21 @@ def stream_tokens(
             yield _record(tok, index, token_id, base + start, base + end)
             index += 1
         base += len(chunk)
-    if special and tok.eos_id is not None:
-        yield _record(tok, index, tok.eos_id, base, base)
+    for token_id in wrap.after:
+        yield _record(tok, index, token_id, base, base)
+        index += 1
 
 
 @dataclass(frozen=True)
 class IdLines:
     """The IDs of a run of lines, in one flat list: fast to make and to write out.
 
-    ``end`` stands between two lines (it is no ID of these lines); ``before`` and
-    ``after`` are the IDs each line starts and ends with (BOS/EOS with ``--special``).
+    ``separator`` stands between two lines (it is no ID of these lines); ``before`` and
+    ``after`` are the IDs each line starts and ends with (the special tokens of a ``Wrap``).
     """
 
     ids: list[int]
-    end: int
+    separator: int
     before: tuple[int, ...] = ()
     after: tuple[int, ...] = ()
 
@@ -116,7 +121,7 @@ class IdLines:
         ids, start = self.ids, 0
         while True:
             try:
-                stop = ids.index(self.end, start)
+                stop = ids.index(self.separator, start)
             except ValueError:
                 stop = len(ids)
             yield [*self.before, *ids[start:stop], *self.after]
@@ -126,27 +131,25 @@ class IdLines:
 
 
 def stream_id_lines(
-    tok: LoadedTokenizer, source: TextSource, *, special: bool = False
+    tok: LoadedTokenizer, source: TextSource, wrap: Wrap = Wrap()
 ) -> Iterator[list[int]]:
-    """IDs of each input line (without its line break); ``special`` adds BOS/EOS to each."""
-    for batch in stream_id_batches(tok, source, special=special):
+    """IDs of each input line (without its line break), each inside ``wrap``."""
+    for batch in stream_id_batches(tok, source, wrap):
         yield from batch.lines()
 
 
 def stream_id_batches(
-    tok: LoadedTokenizer, source: TextSource, *, special: bool = False
+    tok: LoadedTokenizer, source: TextSource, wrap: Wrap = Wrap()
 ) -> Iterator[IdLines]:
     """``stream_id_lines`` a batch at a time: the lines of each block read.
 
     The next batches are encoded in worker threads (the tokenizers release the GIL)
     while this one is written out; a few batches at most are held (constant memory).
     """
-    before = (tok.bos_id,) if special and tok.bos_id is not None else ()
-    after = (tok.eos_id,) if special and tok.eos_id is not None else ()
     # Found once here (it may load the engine), not by each worker thread.
     tok.line_separator  # noqa: B018
-    for ids, end in _encoded_ahead(tok, source.line_batches(ID_BATCH_BYTES)):
-        yield IdLines(ids, end, before, after)
+    for ids, separator in _encoded_ahead(tok, source.line_batches(ID_BATCH_BYTES)):
+        yield IdLines(ids, separator, wrap.before, wrap.after)
 
 
 def _encoded_ahead(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,29 @@ from llmcli.models.convert import GPT2_PATTERN, GPT2_SPECIAL, TIKTOKEN_FILE, byt
 from llmcli.models.resolve import ResolvedModel
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+@dataclass(frozen=True)
+class Wrap:
+    """The special tokens put around a text, and what put them there.
+
+    ``--special`` (on by default) adds what the model's own template adds, as the model
+    is fed (Gemma's ``<bos>``, BERT's ``[CLS] ... [SEP]``, nothing for GPT-2);
+    ``--bos``/``--eos`` add the BOS/EOS tokens explicitly, where they are not there yet.
+    ``notes`` say it in words, for a table.
+    """
+
+    before: tuple[int, ...] = ()
+    after: tuple[int, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def around(self, ids: Sequence[int]) -> list[int]:
+        return [*self.before, *ids, *self.after]
+
+    @property
+    def summary(self) -> str:
+        """``special tokens: <bos> by gemma3-270m's own template``."""
+        return "special tokens: " + "; ".join(self.notes)
 
 
 class LoadedTokenizer:
@@ -98,6 +122,53 @@ class LoadedTokenizer:
                 if token_id is not None:
                     return int(token_id)
         return None
+
+    # --- what goes around a text ------------------------------------------------
+
+    @cached_property
+    def template(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The IDs the tokenizer's own template puts before and after a text.
+
+        Found by encoding a probe with and without it, so it is what the tokenizer does,
+        whatever form its post-processor takes.
+        """
+        bare = self.hf.encode("a", add_special_tokens=False).ids
+        full = self.hf.encode("a", add_special_tokens=True).ids
+        for start in range(len(full) - len(bare) + 1):
+            if full[start : start + len(bare)] == bare:
+                return tuple(full[:start]), tuple(full[start + len(bare) :])
+        return (), ()
+
+    def wrap(self, *, special: bool, bos: bool = False, eos: bool = False) -> Wrap:
+        """What goes around a text: the template's tokens (``special``), then BOS/EOS."""
+        before: tuple[int, ...] = ()
+        after: tuple[int, ...] = ()
+        notes: list[str] = []
+        template = " … ".join(
+            " ".join(self.token(i) for i in part) for part in self.template if part
+        )
+        if special and template:
+            before, after = self.template
+            notes.append(f"{template} by {self.label}'s own template")
+        for wanted, flag, token_id, first in ((bos, "--bos", self.bos_id, True),
+                                              (eos, "--eos", self.eos_id, False)):  # fmt: skip
+            if not wanted:
+                continue
+            if token_id is None:
+                what = "BOS" if first else "EOS"
+                raise InputError(f"{flag}: {self.label}'s tokenizer names no {what} token")
+            if (before[:1] if first else after[-1:]) == (token_id,):
+                notes.append(f"{flag}: {self.token(token_id)} is there already")
+            else:
+                before, after = (
+                    ((token_id, *before), after) if first else (before, (*after, token_id))
+                )
+                notes.append(f"{self.token(token_id)} by {flag}")
+        if not before and not after:
+            why = (f"--no-special leaves out {self.label}'s {template}" if template
+                   else f"{self.label}'s own template adds none; --bos/--eos add them")  # fmt: skip
+            notes.insert(0, f"none ({why})")
+        return Wrap(before, after, tuple(notes))
 
     # --- one token ----------------------------------------------------------------
 

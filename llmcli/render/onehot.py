@@ -57,7 +57,9 @@ def stats_line(rows: list[OneHot], vocab: int) -> str:
     )
 
 
-def render_table(out: Any, rows: list[OneHot], *, label: str, vocab: int, show_dense: bool) -> None:
+def render_table(
+    out: Any, rows: list[OneHot], *, label: str, vocab: int, show_dense: bool, added: str = ""
+) -> None:
     from rich import box
     from rich.markup import escape
     from rich.table import Table
@@ -75,18 +77,22 @@ def render_table(out: Any, rows: list[OneHot], *, label: str, vocab: int, show_d
         )  # fmt: skip
     out.print(table)
     out.print(f"{len(rows)} vectors of length {vocab:,} ({label}), one 1 each.")
+    if added:
+        out.print(f"[dim]{escape(added)}[/]")
     out.print(stats_line(rows, vocab))
 
 
 def emit(
-    rows: list[OneHot], fmt: str, output: Path | None, *, label: str, vocab: int, dense: bool
-) -> None:
+    rows: list[OneHot], fmt: str, output: Path | None, *, label: str, vocab: int, dense: bool,
+    added: str = "",
+) -> None:  # fmt: skip
     if fmt in ("npy", "npz"):
         _write_array(rows, fmt, output, vocab)
         return
     with open_output(output) as fh:
         if fmt == "table":
-            render_table(console(fh), rows, label=label, vocab=vocab, show_dense=dense)
+            render_table(console(fh), rows, label=label, vocab=vocab, show_dense=dense,
+                         added=added)  # fmt: skip
         elif fmt == "jsonl":
             write_jsonl(fh, (r.to_dict() for r in rows))
         else:

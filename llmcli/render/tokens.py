@@ -94,10 +94,11 @@ def summary_line(label: str, vocab: int, count: int, chars: int, nbytes: int) ->
 
 def render_table(
     console: Any, records: Iterable[TokenRecord], *, label: str, vocab: int, source: TextSource,
-    lossless: bool = False,
+    lossless: bool = False, added: str = "",
 ) -> None:  # fmt: skip
     """The tokens as a strip and a table; very long inputs show the first rows only.
 
+    ``added`` says which special tokens were put around the text, and by what.
     ``lossless``: the tokenizer's tokens should hold every byte of the text (byte-level
     BPE); where they do not, a note says how many bytes its vocabulary dropped.
     """
@@ -136,6 +137,8 @@ def render_table(
             "use -f jsonl or -f tsv for all of them[/]"
         )
     console.print(summary_line(label, vocab, count, source.chars, source.nbytes))
+    if added:
+        console.print(f"[dim]{_escape(added)}[/]")
     if lossless and source.text is not None and count == len(shown):
         covered = b"".join(bytes.fromhex(r.bytes) for r in shown if not r.special)
         wanted = source.text.encode("utf-8", "surrogatepass")
@@ -175,14 +178,13 @@ def _escape(text: str) -> str:
 
 def emit_tokens(
     records: Iterator[TokenRecord], fmt: str, output: Path | None, *,
-    label: str, vocab: int, source: TextSource, lossless: bool = False,
+    label: str, vocab: int, source: TextSource, lossless: bool = False, added: str = "",
 ) -> None:  # fmt: skip
     """Write one tokenizer's records in ``fmt`` (streamed: constant memory)."""
     with open_output(output) as fh:
         if fmt == "table":
-            render_table(
-                console(fh), records, label=label, vocab=vocab, source=source, lossless=lossless
-            )
+            render_table(console(fh), records, label=label, vocab=vocab, source=source,
+                         lossless=lossless, added=added)  # fmt: skip
         elif fmt == "jsonl":
             write_record_lines(fh, records)
         elif fmt == "tsv":
@@ -250,7 +252,7 @@ def id_lines_text(batch: IdLines) -> str:
     """The lines of a batch, each ended by a line break: ``"1026 338\\n64\\n"``."""
     before = "".join(f"{i} " for i in batch.before)
     after = "".join(f"{i} " for i in batch.after)
-    words = _id_words(batch.end, after + "\n" + before)
+    words = _id_words(batch.separator, after + "\n" + before)
     text = before + "".join(map(words, batch.ids)) + after
     # Each ID is written with a space after it: drop the space that ends a line.
     return text.replace(" \n", "\n").removesuffix(" ") + "\n"

@@ -332,8 +332,8 @@ def test_token_records_from_tokenize(cli, tiny_gpt2_dir, expected):
 
 
 def test_token_records_are_used_as_given(cli, tiny_bert_dir, expected):
-    # tokenize adds no [CLS]/[SEP]; attention adds none to records it is given.
-    records = cli("tokenize", SENTENCE, "-m", tiny_bert_dir, "-f", "jsonl")
+    # tokenize --no-special adds no [CLS]/[SEP]; attention adds none to records it is given.
+    records = cli("tokenize", SENTENCE, "-m", tiny_bert_dir, "-f", "jsonl", "--no-special")
     assert records.code == 0, records.err
     ids = [r["id"] for r in records.jsonl()]
     tokens, got = _matrices(cli("attention", "-m", tiny_bert_dir, stdin=records.out.encode()))

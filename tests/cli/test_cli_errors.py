@@ -41,7 +41,7 @@ CASES = {
                     ["ID -1 is outside the vocabulary"]),
     "negative ID on stdin": (["tokenize", "--decode", "-m", "BPE"], b"5 -3\n", 1,
                              ["ID -3 is outside the vocabulary"]),
-    "ID out of range in onehot": (["onehot", "-m", "BPE"], b"1 99999\n", 1,
+    "ID out of range in onehot": (["onehot", "-m", "BPE", "--ids"], b"1 99999\n", 1,
                                   ["ID 99999 is outside"]),
     "not an ID": (["tokenize", "--decode", "-m", "BPE"], b"3 x\n", 1,
                   ["stdin line 1: 'x' is not a token ID"]),

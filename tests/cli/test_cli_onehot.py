@@ -43,10 +43,15 @@ def test_records_through_a_real_pipe(run_llmpath, bpe_dir, bpe_ref):
     assert [r["hot"] for r in result.jsonl()] == ids(bpe_ref, TEXT)
 
 
-def test_ids_on_stdin(cli, bpe_dir, bpe_ref):
+def test_ids_on_stdin_need_ids(cli, bpe_dir, bpe_ref):
     token_ids = ids(bpe_ref, "a cat")
-    result = cli("onehot", "-m", bpe_dir, stdin=" ".join(map(str, token_ids)).encode())
+    piped = " ".join(map(str, token_ids)).encode()
+    result = cli("onehot", "-m", bpe_dir, "--ids", stdin=piped)
     assert [r["id"] for r in result.jsonl()] == token_ids
+    # Without --ids, digits on stdin are text, as they are in every command.
+    as_text = cli("onehot", "-m", bpe_dir, stdin=piped)
+    assert [r["id"] for r in as_text.jsonl()] == ids(bpe_ref, piped.decode())
+    assert cli("onehot", "1 2", "-m", bpe_dir, "--ids").code == 2
 
 
 def test_records_of_another_model_are_an_error(
@@ -79,7 +84,8 @@ def test_table_shows_the_distances_computed_from_the_vectors(cli, bpe_dir, bpe_r
 
 def test_table_with_one_distinct_token(cli, bpe_dir, bpe_ref):
     token_id = ids(bpe_ref, " cat")[0]
-    result = cli("onehot", "-m", bpe_dir, "-f", "table", stdin=f"{token_id} {token_id}".encode())
+    piped = f"{token_id} {token_id}".encode()
+    result = cli("onehot", "-m", bpe_dir, "--ids", "-f", "table", stdin=piped)
     assert result.out.count("[0 ×") == 2
     assert "Only one distinct token" in result.out
 
@@ -116,7 +122,7 @@ def test_npy_file(cli, bpe_dir, bpe_ref, tmp_path):
 
 def test_npz_file_by_suffix(cli, bpe_dir, bpe_ref, tmp_path):
     out = tmp_path / "v.npz"
-    assert cli("onehot", TEXT, "-m", bpe_dir, "-o", out, "--special").code == 0
+    assert cli("onehot", TEXT, "-m", bpe_dir, "-o", out, "--bos", "--eos").code == 0
     eot = bpe_ref.token_to_id("<|endoftext|>")
     expected = [eot, *ids(bpe_ref, TEXT), eot]
     with np.load(out) as data:

@@ -275,7 +275,7 @@ def test_pull_a_tiktoken_entry(cli, tinygpt_wheel, monkeypatch, store_home):
     expected = [enc.encode(line, allowed_special="all") for line in text.split("\n")]
     id_lines = cli("tokenize", text, "-m", "tinygpt", "-f", "ids").out
     assert id_lines.splitlines() == [" ".join(map(str, ids)) for ids in expected]
-    records = cli("tokenize", text, "-m", "tinygpt", "--special").jsonl()
+    records = cli("tokenize", text, "-m", "tinygpt", "--bos", "--eos").jsonl()
     assert [r["id"] for r in records] == [
         EOT_ID, *enc.encode(text, allowed_special="all"), EOT_ID,
     ]  # fmt: skip

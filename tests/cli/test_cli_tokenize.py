@@ -73,24 +73,45 @@ def test_ids_one_line_per_input_line(cli, bpe_dir, bpe_ref, tmp_path):
     assert result.out.split("\n")[:-1] == [" ".join(map(str, ids(bpe_ref, line))) for line in LINES]
 
 
-def test_special_adds_bos_and_eos(cli, bpe_dir, bpe_ref):
+def test_bos_and_eos_add_the_config_tokens(cli, bpe_dir, bpe_ref):
     eot = bpe_ref.token_to_id(EOT)
-    records = cli("tokenize", "The cat", "-m", bpe_dir, "--special").jsonl()
+    records = cli("tokenize", "The cat", "-m", bpe_dir, "--bos", "--eos").jsonl()
     assert [r["id"] for r in records] == [eot, *ids(bpe_ref, "The cat"), eot]
     assert [r["special"] for r in records] == [True, False, False, True]
-    plain = cli("tokenize", "The cat", "-m", bpe_dir, "--no-special").jsonl()
-    assert [r["id"] for r in plain] == ids(bpe_ref, "The cat")
-    lines = cli("tokenize", "a cat\nthe mat", "-m", bpe_dir, "--special", "-f", "ids").out
+    # GPT-2's own template adds nothing: --special (the default) leaves the text as it is.
+    for flag in ("--special", "--no-special"):
+        plain = cli("tokenize", "The cat", "-m", bpe_dir, flag).jsonl()
+        assert [r["id"] for r in plain] == ids(bpe_ref, "The cat")
+    only_bos = cli("tokenize", "The cat", "-m", bpe_dir, "--bos").jsonl()
+    assert [r["id"] for r in only_bos] == [eot, *ids(bpe_ref, "The cat")]
+    lines = cli("tokenize", "a cat\nthe mat", "-m", bpe_dir, "--bos", "--eos", "-f", "ids").out
     assert lines.splitlines() == [
         " ".join(map(str, [eot, *ids(bpe_ref, line), eot])) for line in ("a cat", "the mat")
     ]
 
 
-def test_wordpiece_special_tokens_are_cls_and_sep(cli, wordpiece_dir, wordpiece_ref):
-    records = cli("tokenize", "The kitten sat.", "-m", wordpiece_dir, "--special").jsonl()
-    assert [r["token"] for r in records] == [
-        "[CLS]", *wordpiece_ref.encode("The kitten sat.", add_special_tokens=False).tokens, "[SEP]",
-    ]  # fmt: skip
+def test_the_template_is_the_default(cli, bert_tokenizer_dir, wordpiece_ref):
+    text = "The kitten sat."
+    plain = wordpiece_ref.encode(text, add_special_tokens=False).tokens
+    records = cli("tokenize", text, "-m", bert_tokenizer_dir).jsonl()
+    assert [r["token"] for r in records] == ["[CLS]", *plain, "[SEP]"]
+    assert [r["special"] for r in records] == [True] + [False] * len(plain) + [True]
+    assert (records[-1]["start"], records[-1]["end"]) == (len(text), len(text))
+    table = cli("tokenize", text, "-m", bert_tokenizer_dir, "-f", "table").out
+    assert "special tokens: [CLS] … [SEP] by tinybert's own template" in " ".join(table.split())
+    # --bos/--eos never add a second [CLS] or [SEP].
+    both = cli("tokenize", text, "-m", bert_tokenizer_dir, "--bos", "--eos").jsonl()
+    assert [r["token"] for r in both] == ["[CLS]", *plain, "[SEP]"]
+    off = cli("tokenize", text, "-m", bert_tokenizer_dir, "--no-special", "-f", "table").out
+    assert "none (--no-special leaves out tinybert's [CLS] … [SEP])" in " ".join(off.split())
+    # -f ids: each line inside the template, as the tokenizer itself does it.
+    from tokenizers import Tokenizer
+
+    ref = Tokenizer.from_file(str(bert_tokenizer_dir / "tokenizer.json"))
+    lines = cli("tokenize", "a cat\nthe mat", "-m", bert_tokenizer_dir, "-f", "ids").out
+    assert lines.splitlines() == [
+        " ".join(map(str, ref.encode(line).ids)) for line in ("a cat", "the mat")
+    ]
 
 
 def test_several_models_side_by_side(cli, bpe_dir, wordpiece_dir, bpe_ref, wordpiece_ref):

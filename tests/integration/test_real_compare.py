@@ -13,7 +13,10 @@ TEXT = SENTENCE * 12
 
 
 def _args(fmt: str) -> list[str]:
-    return ["tokenize", "-f", fmt, *(a for name in MODELS for a in ("-m", name)), TEXT]
+    # --no-special: the text's own tokens, to compare with the tokenizers' bare encodings
+    # (test_real_special checks the templates).
+    models = (a for name in MODELS for a in ("-m", name))
+    return ["tokenize", "-f", fmt, "--no-special", *models, TEXT]
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,7 @@ MULTILINE = (
 def test_decode_of_ids_round_trips_a_file(llmpath, tmp_path: Path, name):
     path = tmp_path / "text.txt"
     path.write_bytes(MULTILINE.encode("utf-8"))
-    ids = llmpath(["tokenize", "-m", name, "-f", "ids", "--file", str(path)]).stdout
+    ids = llmpath(["tokenize", "-m", name, "-f", "ids", "--no-special", "--file", str(path)]).stdout
     assert ids.count("\n") == MULTILINE.count("\n")
     decoded = llmpath(["tokenize", "-m", name, "--decode"], input=ids)
     assert decoded.stdout.encode("utf-8") == MULTILINE.encode("utf-8")
@@ -96,5 +96,8 @@ def test_decode_of_records_round_trips(llmpath):
 
 def test_onehot_reads_ids(llmpath):
     ids = llmpath(["tokenize", "-f", "ids", TEXT]).stdout
-    rows = llmpath(["onehot", "-f", "jsonl"], input=ids).records()
+    rows = llmpath(["onehot", "-f", "jsonl", "--ids"], input=ids).records()
     assert " ".join(str(r["hot"]) for r in rows) + "\n" == ids
+    # Without --ids the digits are text, as in every command.
+    as_text = llmpath(["onehot", "-f", "jsonl"], input=ids).records()
+    assert [r["token"] for r in as_text][:2] == ["10", "26"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 MODELS = ("gpt2", "minilm", "smollm2", "gemma3-270m")
@@ -23,9 +25,40 @@ def test_special_ids_from_the_store_files(expected_special, name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_special_adds_bos_and_eos(llmpath, expected_special, reference, name):
+def test_the_template_is_the_default(llmpath, reference, name):
+    """What the model is fed: each tokenizer's own template (Gemma <bos>, BERT [CLS] [SEP])."""
+    hf = reference(name)
+    encoding = hf.encode(TEXT, add_special_tokens=True)
+    for args in ([], ["--special"]):
+        records = llmpath(["tokenize", "-m", name, "-f", "jsonl", *args, TEXT]).records()
+        assert [r["id"] for r in records] == encoding.ids
+        assert [r["token"] for r in records] == encoding.tokens
+    ids = llmpath(["tokenize", "-m", name, "-f", "ids", TEXT]).stdout
+    assert ids == " ".join(map(str, encoding.ids)) + "\n"
+    plain = llmpath(["tokenize", "-m", name, "-f", "jsonl", "--no-special", TEXT]).records()
+    assert [r["id"] for r in plain] == hf.encode(TEXT, add_special_tokens=False).ids
+    assert not any(r["special"] for r in plain)
+
+
+TEMPLATE_NOTE = {
+    "gpt2": "special tokens: none (gpt2's own template adds none; --bos/--eos add them)",
+    "smollm2": "special tokens: none (smollm2's own template adds none; --bos/--eos add them)",
+    "gemma3-270m": "special tokens: <bos> by gemma3-270m's own template",
+    "minilm": "special tokens: [CLS] … [SEP] by minilm's own template",
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_table_says_what_was_added(llmpath, name):
+    out = llmpath(["tokenize", "-m", name, "-f", "table", TEXT]).stdout
+    assert TEMPLATE_NOTE[name] in " ".join(out.split())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bos_and_eos_add_the_config_tokens(llmpath, expected_special, reference, name):
     bos, eos = expected_special(name)
-    marked = llmpath(["tokenize", "-m", name, "-f", "jsonl", "--special", TEXT]).records()
+    args = ["tokenize", "-m", name, "-f", "jsonl", "--no-special", "--bos", "--eos", TEXT]
+    marked = llmpath(args).records()
     hf = reference(name)
     plain = hf.encode(TEXT, add_special_tokens=False)
 
@@ -44,19 +77,19 @@ def test_special_adds_bos_and_eos(llmpath, expected_special, reference, name):
     assert [r["index"] for r in middle] == list(range(1, len(marked) - 1))
     assert not any(r["special"] for r in middle)
 
-    ids = llmpath(["tokenize", "-m", name, "-f", "ids", "--special", TEXT]).stdout
-    assert ids == " ".join(str(r["id"]) for r in marked) + "\n"
+    ids = llmpath(["tokenize", "-m", name, "-f", "ids", "--no-special", "--bos", "--eos", TEXT])
+    assert ids.stdout == " ".join(str(r["id"]) for r in marked) + "\n"
+    # With the template on, --bos/--eos never double what it adds.
+    both = llmpath(["tokenize", "-m", name, "-f", "jsonl", "--bos", "--eos", TEXT]).records()
+    assert [r["id"] for r in both] == [r["id"] for r in marked]
 
 
-def test_no_special_by_default(llmpath):
-    records = llmpath(["tokenize", "-m", "minilm", TEXT]).records()
-    assert 101 not in [r["id"] for r in records] and 102 not in [r["id"] for r in records]
-    assert not any(r["special"] for r in records)
-
-
-def test_special_minilm_matches_its_post_processor(llmpath, reference):
-    """BERT's own template is [CLS] A [SEP]: --special gives exactly that."""
-    marked = llmpath(["tokenize", "-m", "minilm", "-f", "jsonl", "--special", TEXT]).records()
-    encoding = reference("minilm").encode(TEXT, add_special_tokens=True)
-    assert [r["id"] for r in marked] == encoding.ids
-    assert [r["token"] for r in marked] == encoding.tokens
+def test_attention_and_walk_feed_the_template(llmpath, reference):
+    """The model commands run on the same IDs tokenize gives by default."""
+    ids = reference("gemma3-270m").encode(TEXT, add_special_tokens=True).ids
+    walk = llmpath(["walk", "-m", "gemma3-270m", "-s", "tokens", "-f", "json", TEXT]).stdout
+    doc = json.loads(walk)
+    assert [t["id"] for t in doc["tokens"]] == ids
+    assert "Special tokens: <bos> by gemma3-270m's own template." in doc["steps"][0]["explain"]
+    att = llmpath(["attention", "-m", "gemma3-270m", "-l", "0", "-f", "json", TEXT]).stdout
+    assert [t["id"] for t in json.loads(att)["tokens"]] == ids

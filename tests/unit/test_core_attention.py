@@ -269,7 +269,9 @@ def stacked(run, maps) -> np.ndarray:
 def sentence_ids(tiny):
     """The sentence as each tiny model's tokenizer encodes it, special tokens included."""
     return {
-        name: model_input(tok, [SENTENCE], None, ids=False, special=True, default=SENTENCE)
+        name: model_input(
+            tok, [SENTENCE], None, ids=False, wrap=tok.wrap(special=True), default=SENTENCE
+        ).ids
         for name, (_, tok, _) in tiny.items()
     }
 
@@ -375,7 +377,9 @@ def test_rollout_equals_numpy_over_the_layers(tiny, sentence_ids, name):
 
 
 def input_ids(tok, text, file, *, special=True, ids=False):
-    return model_input(tok, text, file, ids=ids, special=special, default=SENTENCE)
+    return model_input(
+        tok, text, file, ids=ids, wrap=tok.wrap(special=special), default=SENTENCE
+    ).ids
 
 
 def test_input_ids_from_text_with_and_without_special_tokens(tiny):

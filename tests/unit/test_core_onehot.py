@@ -100,9 +100,14 @@ def test_records_from_another_tokenizer_are_refused(bpe, wp):
 
 def test_records_from_ids_and_from_text(bpe, bpe_ref):
     ids = bpe_ref.encode("The cat", add_special_tokens=False).ids
-    from_ids = core.records_from_input(bpe, TextSource("stdin", text=" ".join(map(str, ids))))
+    piped = TextSource("stdin", text=" ".join(map(str, ids)))
+    from_ids = core.records_from_input(bpe, piped, ids=True)
     assert [r.id for r in from_ids] == ids
+    assert all(r.decoded for r in from_ids)
+    # Without ids=True, digits are text.
+    digits = core.records_from_input(bpe, piped)
+    assert [r.id for r in digits] == bpe_ref.encode(piped.read(), add_special_tokens=False).ids
     from_text = core.records_from_input(bpe, TextSource("stdin", text="The cat"))
     assert [r.id for r in from_text] == ids
     with pytest.raises(InputError, match="outside the vocabulary"):
-        core.records_from_input(bpe, TextSource("stdin", text="1 99999"))
+        core.records_from_input(bpe, TextSource("stdin", text="1 99999"), ids=True)

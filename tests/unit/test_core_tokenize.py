@@ -91,10 +91,13 @@ def test_a_character_split_across_tokens_shows_its_bytes(bpe, bpe_ref):
     assert core.decode(bpe, ids) == text
 
 
-def test_special_adds_bos_and_eos(bpe, bpe_ref):
+def test_bos_and_eos_add_the_config_tokens(bpe, bpe_ref):
     text = "The cat sat."
     eot = bpe_ref.token_to_id(EOT)
-    records = core.tokenize(bpe, text, special=True)
+    # GPT-2's own template adds nothing: --special alone changes nothing.
+    plain = bpe_ref.encode(text, add_special_tokens=False).ids
+    assert [r.id for r in core.tokenize(bpe, text, bpe.wrap(special=True))] == plain
+    records = core.tokenize(bpe, text, bpe.wrap(special=True, bos=True, eos=True))
     inner = bpe_ref.encode(text, add_special_tokens=False).ids
     assert [r.id for r in records] == [eot, *inner, eot]
     first, last = records[0], records[-1]
@@ -145,7 +148,9 @@ def test_stream_id_lines_gives_the_ids_of_each_line(bpe, bpe_ref):
     assert got == [bpe_ref.encode(line, add_special_tokens=False).ids for line in lines]
     eot = bpe_ref.token_to_id(EOT)
     source = TextSource("argument", text="a cat\nthe mat")
-    with_special = list(core.stream_id_lines(bpe, source, special=True))
+    with_special = list(
+        core.stream_id_lines(bpe, source, bpe.wrap(special=True, bos=True, eos=True))
+    )
     assert with_special == [
         [eot, *bpe_ref.encode(line, add_special_tokens=False).ids, eot]
         for line in ("a cat", "the mat")
@@ -183,7 +188,9 @@ def test_wordpiece_tokens_and_text(wp, wordpiece_ref):
     for r in records:
         assert r.text == r.token.removeprefix("##")
         assert text[r.start : r.end].lower() == r.text
-    with_special = core.tokenize(wp, text, special=True)
+    # Its template adds nothing; --bos/--eos add [CLS]/[SEP] (the config's BOS/EOS).
+    assert core.tokenize(wp, text, wp.wrap(special=True)) == records
+    with_special = core.tokenize(wp, text, wp.wrap(special=True, bos=True, eos=True))
     assert with_special[0].token == "[CLS]" and with_special[-1].token == "[SEP]"
     assert with_special[0].special and with_special[-1].special
     assert core.decode(wp, expected.ids) == wordpiece_ref.decode(
@@ -211,3 +218,28 @@ def test_token_record_dict_has_the_documented_keys(bpe):
         "index", "id", "token", "text", "start", "end", "bytes", "special",
     ]  # fmt: skip
     json.dumps(record.to_dict())
+
+
+def test_wrap_is_the_template_and_never_doubles_bos_or_eos(bert_tokenizer_dir, bpe):
+    wp = LoadedTokenizer.from_folder("tinywp", bert_tokenizer_dir)
+    text = "The kitten sat."
+    ref = wp.hf.encode(text).ids  # the tokenizer's own template
+    assert [r.id for r in core.tokenize(wp, text, wp.wrap(special=True))] == ref
+    cls, sep = wp.hf.token_to_id("[CLS]"), wp.hf.token_to_id("[SEP]")
+    assert wp.template == ((cls,), (sep,))
+    wrap = wp.wrap(special=True, bos=True, eos=True)  # BOS/EOS are [CLS]/[SEP] here
+    assert (wrap.before, wrap.after) == ((cls,), (sep,))
+    assert "[CLS] … [SEP] by tinywp's own template" in wrap.summary
+    assert "--bos: [CLS] is there already" in wrap.summary
+    off = wp.wrap(special=False)
+    assert (off.before, off.after) == ((), ())
+    assert off.summary == "special tokens: none (--no-special leaves out tinywp's [CLS] … [SEP])"
+    assert bpe.wrap(special=True).summary.startswith("special tokens: none (")
+    assert wp.wrap(special=False, bos=True).before == (cls,)
+
+
+def test_bos_on_a_tokenizer_without_one_is_an_input_error(bpe_dir):
+    tok = LoadedTokenizer.from_folder("tinybpe", bpe_dir)
+    tok.bos_id = None  # as for a tokenizer_config.json that names none
+    with pytest.raises(InputError, match="--bos: tinybpe's tokenizer names no BOS token"):
+        tok.wrap(special=True, bos=True)

@@ -59,13 +59,14 @@ def test_many_batches_give_the_ids_of_each_line(bpe, wp, monkeypatch):
     assert list(core.stream_id_lines(wp, source(lines))) == expected(wp, lines)
 
 
-def test_special_adds_bos_and_eos_to_every_line(wp, tmp_path):
+def test_the_template_wraps_every_line(bert_tokenizer_dir, tmp_path):
+    wp = LoadedTokenizer.from_folder("tinywp", bert_tokenizer_dir)
     cls, sep = wp.hf.token_to_id("[CLS]"), wp.hf.token_to_id("[SEP]")
     lines = ["a cat", "", "the mat"]
-    got = list(core.stream_id_lines(wp, source(lines), special=True))
+    got = list(core.stream_id_lines(wp, source(lines), wp.wrap(special=True)))
     assert got == [[cls, *ids, sep] for ids in expected(wp, lines)]
     out = tmp_path / "ids.txt"
-    emit_id_lines(core.stream_id_batches(wp, source(lines), special=True), out)
+    emit_id_lines(core.stream_id_batches(wp, source(lines), wp.wrap(special=True)), out)
     assert out.read_text(encoding="utf-8") == "".join(" ".join(map(str, ids)) + "\n" for ids in got)
 
 

@@ -222,9 +222,11 @@ def _tolerance(loaded: LoadedModel) -> float:
 
 def run_walk(
     loaded: LoadedModel, tok: LoadedTokenizer, plan: WalkPlan, *, dims: int = 6, top: int = 5,
-    lens: str = "token",
+    lens: str = "token", added: str = "",
 ) -> Walk:  # fmt: skip
     """Run the model once with hooks, compute every step by hand, and check each.
+
+    ``added`` says which special tokens were put around the text (``Wrap.summary``).
 
     ``lens`` is ``"token"`` (the logit lens of the followed token only: what the steps
     show), ``"all"`` (every token: the ``lens_*`` arrays, ``[layer + 1, token, top]``) or
@@ -287,9 +289,8 @@ def run_walk(
                     full = np.zeros((len(hidden), len(plan.ids), top), lens_result[key].dtype)
                     full[:, i] = lens_result[key][:, 0]
                     lens_result[key] = full
-        special = [r.token for r in records if r.special]
         built: dict[str, Step] = {
-            "tokens": S.tokens_step(ctx, records, special),
+            "tokens": S.tokens_step(ctx, records, added),
             "embed": S.embed_step(ctx),
             "position": S.position_step(ctx),
             "norm": S.norm_step(ctx),

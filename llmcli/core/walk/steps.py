@@ -87,14 +87,16 @@ def token_label(describe: Callable[[int], tuple[str, str, str, bool]], token_id:
 # --- 1. tokens ----------------------------------------------------------------------------
 
 
-def tokens_step(ctx: Context, records: list[Any], special_added: list[str]) -> Step:
+def tokens_step(ctx: Context, records: list[Any], added: str = "") -> Step:
+    """``added``: which special tokens were put around the text, and by what."""
     rows = [[r.index, r.token, r.id, r.text] for r in records]
-    added = (f"The tokenizer adds {', '.join(special_added)} as the model was trained with."
-             if special_added else "This tokenizer adds no special tokens.")  # fmt: skip
+    special = [r.token for r in records if r.special]
+    if not added:
+        added = "special tokens: " + (", ".join(special) if special else "none")
     return Step(
         "tokens", "text -> tokens -> IDs",
         [f"The text is cut into {len(records)} tokens; each is a row number (ID) in a "
-         f"vocabulary of {ctx.ad.vocab:,}.", added],
+         f"vocabulary of {ctx.ad.vocab:,}.", added[:1].upper() + added[1:] + "."],
         shapes={"ids": [len(records)]},
         facts={"vocab": ctx.ad.vocab, "tokens": len(records), "followed": ctx.token},
         tables=[Rows("tokens", ["index", "token", "id", "text"], rows)],
