@@ -1,9 +1,16 @@
-"""What the bench scripts print and write: markdown tables, notes and checks."""
+"""What the bench scripts share: markdown tables, notes and checks, and a measured child run."""
 
 from __future__ import annotations
 
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -29,6 +36,37 @@ class Report:
         if not ok:
             self.failures.append(what)
         return ok
+
+    def note_failures(self) -> None:
+        """A note that lists the failed checks, if any failed."""
+        if self.failures:
+            self.note("\nFAILED checks:\n" + "\n".join(f"- {f}" for f in self.failures))
+
+    def finish(self, output: Path) -> int:
+        """Note the failed checks and write every section to ``output``; the exit status."""
+        self.note_failures()
+        output.write_text("\n".join(self.sections), encoding="utf-8")
+        print(f"\nwritten to {output}")
+        return 1 if self.failures else 0
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+def spread(values: Sequence[float], unit: str = " s", digits: int = 2) -> str:
+    """The median of ``values``, and with two or more their min-max in brackets."""
+    median = f"{statistics.median(values):.{digits}f}{unit}"
+    if len(values) < 2:
+        return median
+    return f"{median} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def warm_cache(path: Path) -> None:
+    """Read a file once, so that every timed run finds it in the page cache."""
+    with open(path, "rb") as fh:
+        while fh.read(1 << 24):
+            pass
 
 
 # Runs a command and writes its wall time, CPU time and peak RSS to a file. A small
@@ -57,24 +95,27 @@ class Run:
     load: float  # load average (1 min) when it started
 
 
-def run_child(cmd: Sequence[str], env: dict[str, str], *, stdout: Any = None) -> Run:
-    """Run ``cmd`` (stdout to /dev/null unless given); its wall time, CPU time, peak RSS."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
+def run_child(
+    cmd: Sequence[str], env: dict[str, str], *, cwd: Path | None = None, log: Path | None = None
+) -> Run:
+    """Run ``cmd`` in a fresh process (in ``cwd`` if given); its wall time, CPU time, peak RSS.
 
+    Without ``log``, its stdout goes to /dev/null, and if it fails the error quotes the
+    end of its stderr. With ``log``, its stdout and stderr both go to that file, and if it
+    fails the error names the first four words of ``cmd`` and quotes the end of the log.
+    """
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
+    stderr = subprocess.PIPE if log is None else subprocess.STDOUT
+    with tempfile.TemporaryDirectory() as tmp, open(log or os.devnull, "wb") as out:
         result = Path(tmp) / "run.json"
         done = subprocess.run(
             [sys.executable, "-c", MEASURE, str(result), *cmd],
-            env=env, stdout=stdout if stdout is not None else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            env=env, cwd=cwd, stdout=out, stderr=stderr,
         )  # fmt: skip
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.decode()[-500:]}")
+            if log is None:
+                raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.decode()[-500:]}")
+            tail = log.read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"{' '.join(cmd[:4])} ... failed:\n{tail}")
         got = json.loads(result.read_text())
     return Run(got["wall"], got["cpu"], got["maxrss_kb"] / 1024, load)

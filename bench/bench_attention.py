@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -46,11 +45,10 @@ import sysconfig
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _report import Report  # bench/ is on sys.path when a script runs
+from _report import Report, Run, fmt_s, run_child, spread, warm_cache
 
 BENCH = Path(__file__).resolve().parent
 DATA = BENCH / "data"
@@ -86,47 +84,9 @@ else:
     np.savez_compressed(out_file, attention=attention, ids=np.array(ids, dtype=np.int64))
 """
 
-# Runs a command and writes its wall time, CPU time and peak RSS to a file. A small
-# process of its own: a child's peak RSS starts at its parent's size when it starts.
-MEASURE = """
-import json, os, subprocess, sys, time
-start = time.perf_counter()
-proc = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(proc.pid, 0)
-wall = time.perf_counter() - start
-code = os.waitstatus_to_exitcode(status)
-with open(sys.argv[1], "w") as fh:
-    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-               "maxrss_kb": usage.ru_maxrss}, fh)
-sys.exit(code)
-"""
-
 
 class BenchError(Exception):
     """The run cannot start (a missing model, a text that cannot be cut)."""
-
-
-@dataclass
-class Run:
-    wall: float
-    cpu: float
-    maxrss_mb: float
-    load: float  # load average (1 min) when it started
-
-
-def run_child(cmd: Sequence[str], env: dict[str, str]) -> Run:
-    """Run ``cmd`` (stdout to /dev/null); its wall time, CPU time and peak RSS."""
-    load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "run.json"
-        done = subprocess.run(
-            [sys.executable, "-c", MEASURE, str(result), *cmd],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.decode()[-500:]}")
-        got = json.loads(result.read_text())
-    return Run(got["wall"], got["cpu"], got["maxrss_kb"] / 1024, load)
 
 
 # --- the input ------------------------------------------------------------------------
@@ -161,17 +121,6 @@ def cut_text(tok: Any, text: str, n: int) -> tuple[str, list[int]]:
 
 
 # --- the run --------------------------------------------------------------------------
-
-
-def fmt_s(seconds: float) -> str:
-    return f"{seconds:.2f} s"
-
-
-def spread(values: Sequence[float]) -> str:
-    median = fmt_s(statistics.median(values))
-    if len(values) < 2:
-        return median
-    return f"{median} ({min(values):.2f}-{max(values):.2f})"
 
 
 def compare(report: Report, fmt: str, mine: Path, anchor: Path, ids: list[int]) -> list[Any]:
@@ -240,9 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     special = tok.encode(cut).ids != tok.encode(cut, add_special_tokens=False).ids
 
     # Warm up: the weights in the page cache, the imports read once.
-    with open(weights, "rb") as fh:
-        while fh.read(1 << 24):
-            pass
+    warm_cache(weights)
     versions = subprocess.run(
         [py, "-c",
          "import numpy, tokenizers, torch, transformers, typer, rich;"
@@ -314,11 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Load average (1 min) seen before each command: {min(loads):.2f} to {max(loads):.2f}; "
         f"the whole run took {time.time() - started:.0f} s."
     )
-    if report.failures:
-        report.note("\nFAILED checks:\n" + "\n".join(f"- {f}" for f in report.failures))
-    args.output.write_text("\n".join(report.sections), encoding="utf-8")
-    print(f"\nwritten to {args.output}")
-    return 1 if report.failures else 0
+    return report.finish(args.output)
 
 
 def summarize(report: Report, results: dict[tuple[str, str], list[Run]], repeat: int) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -38,11 +37,10 @@ import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _report import Report  # bench/ is on sys.path when a script runs
+from _report import Report, run_child
 
 BENCH = Path(__file__).resolve().parent
 DATA = BENCH / "data"
@@ -116,43 +114,6 @@ def ids_text(per_line: Sequence[Sequence[int]]) -> str:
 
 
 # --- timing ---------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    wall: float
-    cpu: float
-    maxrss_mb: float
-
-
-# Runs a command and writes its wall time, CPU time and peak RSS to a file. A small
-# process of its own: a child's peak RSS starts at its parent's size when it starts.
-MEASURE = """
-import json, os, subprocess, sys, time
-start = time.perf_counter()
-proc = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(proc.pid, 0)
-wall = time.perf_counter() - start
-proc.returncode = code = os.waitstatus_to_exitcode(status)
-with open(sys.argv[1], "w") as fh:
-    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-               "maxrss_kb": usage.ru_maxrss}, fh)
-sys.exit(code)
-"""
-
-
-def run_child(cmd: Sequence[str], env: dict[str, str]) -> Run:
-    """Run ``cmd`` (output to /dev/null); its wall time, CPU time and peak RSS."""
-    with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "run.json"
-        done = subprocess.run(
-            [sys.executable, "-c", MEASURE, str(result), *cmd],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.decode()[-500:]}")
-        run = json.loads(result.read_text())
-    return Run(run["wall"], run["cpu"], run["maxrss_kb"] / 1024)
 
 
 def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -426,11 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Load average at the end {load_after[0]:.2f}; the whole run took "
         f"{time.time() - started:.0f} s."
     )
-    if report.failures:
-        report.note("\nFAILED checks:\n" + "\n".join(f"- {f}" for f in report.failures))
-    args.output.write_text("\n".join(report.sections), encoding="utf-8")
-    print(f"\nwritten to {args.output}")
-    return 1 if report.failures else 0
+    return report.finish(args.output)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from _report import Report, Run, run_child
+from _report import Report, Run, run_child, warm_cache
 
 BENCH = Path(__file__).resolve().parent
 MODELS = ("smollm2", "gemma3-270m", "minilm")
@@ -76,9 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (store.models_dir() / name / "model.safetensors").is_file():
             print(f"the store {store.home()} lacks {name}: llmpath pull {name}", file=sys.stderr)
             return 2
-        with open(store.models_dir() / name / "model.safetensors", "rb") as fh:
-            while fh.read(1 << 24):  # the weights in the page cache
-                pass
+        warm_cache(store.models_dir() / name / "model.safetensors")
     versions = subprocess.run(
         [py, "-c", "import torch, transformers; print(torch.__version__, "
          "transformers.__version__, torch.get_num_threads())"],
@@ -145,11 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Load average (1 min) seen before each command: {min(loads):.2f} to {max(loads):.2f}; "
         f"the whole run took {time.time() - started:.0f} s."
     )
-    if report.failures:
-        report.note("\nFAILED checks:\n" + "\n".join(f"- {f}" for f in report.failures))
-    args.output.write_text("\n".join(report.sections), encoding="utf-8")
-    print(f"\nwritten to {args.output}")
-    return 1 if report.failures else 0
+    return report.finish(args.output)
 
 
 if __name__ == "__main__":
