@@ -108,7 +108,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from _report import Report  # bench/ is on sys.path when a script runs
+from _report import Report, Run, fmt_s, run_child, spread, warm_cache
 
 BENCH = Path(__file__).resolve().parent
 DATA = BENCH / "data"
@@ -334,59 +334,9 @@ json.dump({"times": times, "cpu_times": cpu_times, "tokens": tokens, "load_s": l
            "network": network}, open(job["result"], "w"))
 """
 
-# Runs a command and writes its wall time, CPU time and peak RSS to a file. A small
-# process of its own: a child's peak RSS starts at its parent's size when it starts.
-MEASURE = """
-import json, os, subprocess, sys, time
-start = time.perf_counter()
-with open(sys.argv[2], "wb") as log:
-    proc = subprocess.Popen(sys.argv[3:], stdout=log, stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
-wall = time.perf_counter() - start
-code = os.waitstatus_to_exitcode(status)
-with open(sys.argv[1], "w") as fh:
-    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-               "maxrss_kb": usage.ru_maxrss}, fh)
-sys.exit(code)
-"""
-
 
 class BenchError(Exception):
     """The run cannot start (a missing model, a missing tool)."""
-
-
-@dataclass
-class Run:
-    wall: float
-    cpu: float
-    maxrss_mb: float
-    load: float  # load average (1 min) when it started
-
-
-def run_child(cmd: Sequence[str], env: dict[str, str], cwd: Path, log: Path) -> Run:
-    """Run ``cmd`` (output to ``log``); its wall time, CPU time and peak RSS."""
-    load = os.getloadavg()[0]
-    result = cwd / f"measure-{time.monotonic_ns()}.json"
-    done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(result), str(log), *cmd],
-        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    if done.returncode != 0:
-        tail = log.read_text(errors="replace")[-1500:] if log.is_file() else ""
-        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed:\n{tail}")
-    got = json.loads(result.read_text())
-    return Run(got["wall"], got["cpu"], got["maxrss_kb"] / 1024, load)
-
-
-def fmt_s(seconds: float) -> str:
-    return f"{seconds:.2f} s"
-
-
-def spread(values: Sequence[float], unit: str = " s", digits: int = 2) -> str:
-    median = f"{statistics.median(values):.{digits}f}{unit}"
-    if len(values) < 2:
-        return median
-    return f"{median} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 # --- scoring: the inputs of both tools ----------------------------------------------
@@ -510,7 +460,7 @@ def score_runs(
             run_env = dict(env, HF_HOME=str(work / "hf"))
             cmd = [py, "-c", HOOK, str(timing_file), who, *commands[who](out)]
             try:
-                got = run_child(cmd, run_env, work, work / "log.txt")
+                got = run_child(cmd, run_env, cwd=work, log=work / "log.txt")
             except RuntimeError as exc:
                 report.check(False, f"{who} scoring run {r + 1}: {exc}")
                 continue
@@ -700,7 +650,7 @@ def gen_runs(
             (work / "job.json").write_text(json.dumps(job))
             cmd = [sys.executable, "-c", GEN_WORKER, str(work / "job.json")]
             try:
-                got = run_child(cmd, env, work, work / "log.txt")
+                got = run_child(cmd, env, cwd=work, log=work / "log.txt")
             except RuntimeError as exc:
                 report.check(False, f"generation {method} batch {batch}: {exc}")
                 continue
@@ -896,9 +846,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     DATA.mkdir(parents=True, exist_ok=True)
 
     # Warm up: the weights in the page cache.
-    with open(weights, "rb") as fh:
-        while fh.read(1 << 24):
-            pass
+    warm_cache(weights)
     versions = subprocess.run(
         [sys.executable, "-c",
          "import importlib.metadata as m, torch, transformers, datasets, tokenizers;"
@@ -950,8 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"Load average (1 min) seen before each command: {min(loads):.2f} to "
             f"{max(loads):.2f}; this part took {time.time() - part_started:.0f} s."
         )
-        if report.failures:
-            report.note("\nFAILED checks:\n" + "\n".join(f"- {f}" for f in report.failures))
+        report.note_failures()
         failures += report.failures
         write_section(args.output, f"{args.model} {part}", "\n".join(report.sections))
         print(f"\nwritten to {args.output} (section {args.model} {part})")
