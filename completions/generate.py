@@ -13,13 +13,10 @@ by running this script again; the drift test in ``tests/test_completions.py`` fa
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +59,6 @@ class Option:
     def all_names(self) -> tuple[str, ...]:
         return self.names + self.negations
 
-    @property
-    def label(self) -> str:
-        """A short name for the value: the longest option name without dashes."""
-        return max(self.names, key=len).lstrip("-") or "value"
-
 
 @dataclass(frozen=True)
 class Argument:
@@ -101,63 +93,36 @@ class Command:
         for sub in self.subcommands:
             yield from sub.walk()
 
+    def positions(self) -> Iterator[tuple[int, Argument]]:
+        """(index from 0, argument) for each positional word; a variadic argument (nargs -1)
+        comes once and takes every later word."""
+        index = 0
+        for arg in self.arguments:
+            if arg.nargs < 0:
+                yield index, arg
+                return
+            for i in range(index, index + arg.nargs):
+                yield i, arg
+            index += arg.nargs
+
 
 def _clean(text: str | None) -> str:
     # Help text is rich markup, where "\\[" stands for a literal "[": shells get the bracket.
     return " ".join((text or "").replace("\\[", "[").split())
 
 
-def _choice_text(choice: Any) -> str:
-    return str(choice.value) if isinstance(choice, Enum) else str(choice)
+def _value(param: Any, path: tuple[str, ...]) -> Value:
+    from llmcli.models.registry import REGISTRY
 
-
-def _choices(param: Any) -> tuple[str, ...]:
-    # click keeps choices on ``param.type``; typer >= 0.29 has no ``type`` and keeps them on
-    # ``param.type_descriptor`` (Enum members). Either way: a sequence of values.
-    for holder in (getattr(param, "type", None), getattr(param, "type_descriptor", None)):
-        choices = getattr(holder, "choices", None)
-        if choices:
-            return tuple(_choice_text(c) for c in choices)
-    return ()
-
-
-def _is_path_annotation(annotation: Any) -> bool:
-    if isinstance(annotation, type):
-        return issubclass(annotation, os.PathLike)
-    return any(_is_path_annotation(arg) for arg in typing.get_args(annotation))
-
-
-def _path_kind(param: Any) -> str | None:
-    """The kind of path (file or dir) a parameter takes, else None."""
-    ptype = getattr(param, "type", None)
-    if ptype is not None:  # plain click: click.Path or click.File
-        if hasattr(ptype, "file_okay") and hasattr(ptype, "dir_okay"):
-            return "file" if ptype.file_okay else "dir"
-        if getattr(ptype, "name", None) == "filename":
-            return "file"
-    desc = getattr(param, "type_descriptor", None)
-    if desc is None:
-        return None
-    if (
-        getattr(desc, "is_file", False)
-        or getattr(desc, "is_path", False)
-        or _is_path_annotation(getattr(desc, "annotation", None))
-    ):
-        info = getattr(desc, "parameter_info", None)
-        return "dir" if getattr(info, "file_okay", True) is False else "file"
-    return None
-
-
-def _value(param: Any, path: tuple[str, ...], model_names: tuple[str, ...]) -> Value:
-    is_model = bool(MODEL_OPTIONS.intersection(param.opts)) or (
-        (" ".join(path), param.name) in MODEL_ARGUMENTS
-    )
-    if is_model:
-        return Value("model", model_names)
-    choices = _choices(param)
-    if choices:
-        return Value("choice", choices)
-    return Value(_path_kind(param) or "text")
+    if MODEL_OPTIONS.intersection(param.opts) or (" ".join(path), param.name) in MODEL_ARGUMENTS:
+        return Value("model", tuple(REGISTRY))
+    ptype = param.type
+    choices = getattr(ptype, "choices", None)
+    if choices:  # Enum members stand for their values
+        return Value("choice", tuple(str(getattr(c, "value", c)) for c in choices))
+    if hasattr(ptype, "file_okay"):  # click.Path
+        return Value("file" if ptype.file_okay else "dir")
+    return Value("file" if ptype.name == "filename" else "text")  # click.File is "filename"
 
 
 def _ordered(names: Iterable[str]) -> tuple[str, ...]:
@@ -166,53 +131,38 @@ def _ordered(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(names, key=lambda n: (n.startswith("--"), n)))
 
 
-def _is_option(param: Any) -> bool:
-    kind = getattr(param, "param_type_name", None)
-    if kind is not None:
-        return bool(kind == "option")
-    return any(o.startswith("-") for o in param.opts)
-
-
-def _command(cmd: Any, ctx: Any, path: tuple[str, ...], model_names: tuple[str, ...]) -> Command:
+def _command(cmd: Any, ctx: Any, path: tuple[str, ...]) -> Command:
     options: list[Option] = []
     arguments: list[Argument] = []
     # get_params adds the help option, named as the context settings say (-h/--help).
     for param in cmd.get_params(ctx):
-        if getattr(param, "hidden", False):
+        if param.hidden:
             continue
-        if _is_option(param):
-            flag = bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
-            options.append(
-                Option(
-                    names=_ordered(param.opts),
-                    negations=_ordered(param.secondary_opts),
-                    help=_clean(getattr(param, "help", "")),
-                    value=None if flag else _value(param, path, model_names),
-                    repeatable=bool(getattr(param, "multiple", False)
-                                    or getattr(param, "count", False)),
-                    exclusive=bool(getattr(param, "is_eager", False)),
-                )
-            )  # fmt: skip
-        else:
-            arguments.append(Argument(param.name, param.nargs, _value(param, path, model_names)))
+        if param.param_type_name != "option":
+            arguments.append(Argument(param.name, param.nargs, _value(param, path)))
+            continue
+        options.append(
+            Option(
+                names=_ordered(param.opts),
+                negations=_ordered(param.secondary_opts),
+                help=_clean(param.help),
+                value=None if param.is_flag or param.count else _value(param, path),
+                repeatable=bool(param.multiple or param.count),
+                exclusive=bool(param.is_eager),
+            )
+        )
     subcommands = []
     for name, sub in (getattr(cmd, "commands", None) or {}).items():
-        if getattr(sub, "hidden", False):
-            continue
-        sub_ctx = sub.context_class(sub, info_name=name, parent=ctx, **sub.context_settings)
-        subcommands.append(_command(sub, sub_ctx, (*path, name), model_names))
-    if hasattr(cmd, "get_short_help_str"):
-        help_text = cmd.get_short_help_str(limit=200)
-    else:
-        help_text = (cmd.short_help or cmd.help or "").strip().split("\n\n")[0]
-    return Command(path, _clean(help_text), tuple(options), tuple(arguments), tuple(subcommands))
+        if not sub.hidden:
+            sub_ctx = sub.context_class(sub, info_name=name, parent=ctx, **sub.context_settings)
+            subcommands.append(_command(sub, sub_ctx, (*path, name)))
+    help_text = _clean(cmd.get_short_help_str(limit=200))
+    return Command(path, help_text, tuple(options), tuple(arguments), tuple(subcommands))
 
 
 def command_tree(app: Any = None) -> Command:
     """The command line of ``app`` (default: llmpath's) as plain data."""
     import typer
-
-    from llmcli.models.registry import REGISTRY
 
     if app is None:
         import llmcli.cli
@@ -220,16 +170,23 @@ def command_tree(app: Any = None) -> Command:
         app = llmcli.cli.app
     root = typer.main.get_command(app)
     ctx = root.context_class(root, info_name=PROG, **root.context_settings)
-    return _command(root, ctx, (), tuple(REGISTRY))
+    return _command(root, ctx, ())
 
 
-def model_descriptions() -> dict[str, str]:
-    from llmcli.models.registry import REGISTRY
-
-    return {name: _clean(spec.description) for name, spec in REGISTRY.items()}
+# --------------------------------------------------------------------------- templates
 
 
-# --------------------------------------------------------------------------- bash
+def _fill(template: str, **parts: Any) -> str:
+    """``template`` with each ``@name@`` replaced by ``parts[name]`` (``@header@`` by HEADER).
+    A marker alone on its line stands for an iterable of lines; none: the line goes."""
+    parts = {"header": HEADER, **parts}
+
+    def part(match: re.Match[str]) -> str:
+        if match[1]:
+            return "".join(f"{line}\n" for line in parts[match[1]])
+        return str(parts[match[2]])
+
+    return re.sub(r"(?m)^@(\w+)@\n|@(\w+)@", part, template)
 
 
 def _sh(text: str) -> str:
@@ -237,185 +194,218 @@ def _sh(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def _bash_value_call(value: Value) -> str | None:
-    if value.kind == "text":
-        return None
-    return f'_llmpath_value {value.kind} {_sh(" ".join(value.choices))} "$3"'
+# --------------------------------------------------------------------------- bash
+
+BASH = r"""# bash completion for llmpath
+# @header@
+# Install: source this file from ~/.bashrc, or copy it to
+# ~/.local/share/bash-completion/completions/llmpath
+
+_llmpath_spec() {
+    # Sets subs (subcommands), opts (options), vopts (options taking a value) of path $1.
+    case "$1" in
+@specs@
+        *) subs='' opts='' vopts='' ;;
+    esac
+}
+
+_llmpath_add() {
+    # Adds the lines of stdin to COMPREPLY.
+    local line
+    while IFS= read -r line; do
+        COMPREPLY+=("$line")
+    done
+}
+
+_llmpath_value() {
+    # Completes a value of kind $1 (choices $2) from the word $3.
+    case "$1" in
+        choice) _llmpath_add < <(compgen -W "$2" -- "$3") ;;
+        model)
+            # A registry name, else a path (a model folder or a .gguf file).
+            if [[ $3 != */* && $3 != [.~]* ]]; then
+                _llmpath_add < <(compgen -W "$2" -- "$3")
+            fi
+            ((${#COMPREPLY[@]})) || _llmpath_value file "" "$3"
+            ;;
+        file | dir)
+            compopt -o filenames 2>/dev/null
+            if [[ $1 == dir ]]; then
+                _llmpath_add < <(compgen -d -- "$3")
+            else
+                _llmpath_add < <(compgen -f -- "$3")
+            fi
+            ;;
+    esac
+}
+
+_llmpath_option_value() {
+    # Completes the value of option $2 of path $1 from the word $3.
+    case "$1:$2" in
+@option_values@
+    esac
+}
+
+_llmpath_argument() {
+    # Completes positional argument number $2 (from 0) of path $1 from the word $3.
+    case "$1:$2" in
+@arguments@
+    esac
+}
+
+_llmpath() {
+    local cur=${COMP_WORDS[COMP_CWORD]} path='' subs opts vopts word opt=''
+    local -i i skip=0 npos=0 dashdash=0
+    COMPREPLY=()
+    _llmpath_spec ''
+    # Walk the words before the cursor: subcommands, options and values, positionals.
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${COMP_WORDS[i]}
+        if ((skip)); then
+            [[ $word == = ]] || skip=0  # --opt=value arrives as three words
+            continue
+        fi
+        if ((!dashdash)) && [[ $word == -?* ]]; then
+            [[ $word == -- ]] && dashdash=1
+            if [[ " $vopts " == *" $word "* ]]; then
+                skip=1 opt=$word
+            fi
+        elif ((npos == 0)) && [[ " $subs " == *" $word "* ]]; then
+            path=${path:+$path }$word
+            _llmpath_spec "$path"
+        else
+            npos+=1
+        fi
+    done
+    if ((skip)); then
+        [[ $cur == = ]] && cur=''
+        _llmpath_option_value "$path" "$opt" "$cur"
+    elif ((!dashdash)) && [[ $cur == --*=* && " $vopts " == *" ${cur%%=*} "* ]]; then
+        opt=${cur%%=*}
+        _llmpath_option_value "$path" "$opt" "${cur#*=}"
+        COMPREPLY=("${COMPREPLY[@]/#/$opt=}")
+    elif ((!dashdash)) && [[ $cur == -* ]]; then
+        _llmpath_add < <(compgen -W "$opts" -- "$cur")
+    elif ((npos == 0)) && [[ -n $subs ]]; then
+        _llmpath_add < <(compgen -W "$subs" -- "$cur")
+    else
+        _llmpath_argument "$path" "$npos" "$cur"
+    fi
+    return 0
+}
+
+complete -F _llmpath llmpath
+"""
+
+
+def _bash_cases(cases: Iterable[tuple[str, Value]]) -> list[str]:
+    """The ``case`` lines that complete each (pattern, value); free text is not completed."""
+    return [
+        f'        {pattern}) _llmpath_value {value.kind} {_sh(" ".join(value.choices))} "$3" ;;'
+        for pattern, value in cases
+        if value.kind != "text"
+    ]
 
 
 def render_bash(tree: Command) -> str:
-    out = [
-        f"# bash completion for {PROG}",
-        f"# {HEADER}",
-        "# Install: source this file from ~/.bashrc, or copy it to",
-        f"# ~/.local/share/bash-completion/completions/{PROG}",
-        "",
-        "_llmpath_spec() {",
-        "    # Sets subs (subcommands), opts (options), vopts (options taking a value) of path $1.",
-        '    case "$1" in',
+    cmds = list(tree.walk())
+    specs = [
+        f"        {_sh(cmd.key)})"
+        f" subs={_sh(' '.join(s.name for s in cmd.subcommands))}"
+        f" opts={_sh(' '.join(n for o in cmd.options for n in o.all_names))}"
+        f" vopts={_sh(' '.join(cmd.value_names))} ;;"
+        for cmd in cmds
     ]
-    for cmd in tree.walk():
-        subs = " ".join(s.name for s in cmd.subcommands)
-        opts = " ".join(n for o in cmd.options for n in o.all_names)
-        vopts = " ".join(cmd.value_names)
-        out.append(
-            f"        {_sh(cmd.key)}) subs={_sh(subs)} opts={_sh(opts)} vopts={_sh(vopts)} ;;"
-        )
-    out += [
-        "        *) subs='' opts='' vopts='' ;;",
-        "    esac",
-        "}",
-        "",
-        "_llmpath_add() {",
-        "    # Adds the lines of stdin to COMPREPLY.",
-        "    local line",
-        "    while IFS= read -r line; do",
-        '        COMPREPLY+=("$line")',
-        "    done",
-        "}",
-        "",
-        "_llmpath_value() {",
-        "    # Completes a value of kind $1 (choices $2) from the word $3.",
-        '    case "$1" in',
-        '        choice) _llmpath_add < <(compgen -W "$2" -- "$3") ;;',
-        "        model)",
-        "            # A registry name, else a path (a model folder or a .gguf file).",
-        "            if [[ $3 != */* && $3 != [.~]* ]]; then",
-        '                _llmpath_add < <(compgen -W "$2" -- "$3")',
-        "            fi",
-        '            ((${#COMPREPLY[@]})) || _llmpath_value file "" "$3"',
-        "            ;;",
-        "        file | dir)",
-        "            compopt -o filenames 2>/dev/null",
-        "            if [[ $1 == dir ]]; then",
-        '                _llmpath_add < <(compgen -d -- "$3")',
-        "            else",
-        '                _llmpath_add < <(compgen -f -- "$3")',
-        "            fi",
-        "            ;;",
-        "    esac",
-        "}",
-        "",
-        "_llmpath_option_value() {",
-        "    # Completes the value of option $2 of path $1 from the word $3.",
-        '    case "$1:$2" in',
-    ]
-    for cmd in tree.walk():
-        for opt in cmd.options:
-            call = _bash_value_call(opt.value) if opt.value else None
-            if call:
-                pattern = "|".join(_sh(f"{cmd.key}:{n}") for n in opt.all_names)
-                out.append(f"        {pattern}) {call} ;;")
-    out += [
-        "    esac",
-        "}",
-        "",
-        "_llmpath_argument() {",
-        "    # Completes positional argument number $2 (from 0) of path $1 from the word $3.",
-        '    case "$1:$2" in',
-    ]
-    for cmd in tree.walk():
-        index = 0
-        for arg in cmd.arguments:
-            call = _bash_value_call(arg.value)
-            if arg.nargs < 0:
-                if call:
-                    out.append(f"        {_sh(cmd.key + ':')}*) {call} ;;")
-                break  # a variadic argument takes every later word
-            for i in range(index, index + arg.nargs):
-                if call:
-                    out.append(f"        {_sh(f'{cmd.key}:{i}')}) {call} ;;")
-            index += arg.nargs
-    out += [
-        "    esac",
-        "}",
-        "",
-        "_llmpath() {",
-        "    local cur=${COMP_WORDS[COMP_CWORD]} path='' subs opts vopts word opt=''",
-        "    local -i i skip=0 npos=0 dashdash=0",
-        "    COMPREPLY=()",
-        "    _llmpath_spec ''",
-        "    # Walk the words before the cursor: subcommands, options and values, positionals.",
-        "    for ((i = 1; i < COMP_CWORD; i++)); do",
-        "        word=${COMP_WORDS[i]}",
-        "        if ((skip)); then",
-        "            [[ $word == = ]] || skip=0  # --opt=value arrives as three words",
-        "            continue",
-        "        fi",
-        "        if ((!dashdash)) && [[ $word == -?* ]]; then",
-        "            [[ $word == -- ]] && dashdash=1",
-        '            if [[ " $vopts " == *" $word "* ]]; then',
-        "                skip=1 opt=$word",
-        "            fi",
-        '        elif ((npos == 0)) && [[ " $subs " == *" $word "* ]]; then',
-        "            path=${path:+$path }$word",
-        '            _llmpath_spec "$path"',
-        "        else",
-        "            npos+=1",
-        "        fi",
-        "    done",
-        "    if ((skip)); then",
-        "        [[ $cur == = ]] && cur=''",
-        '        _llmpath_option_value "$path" "$opt" "$cur"',
-        '    elif ((!dashdash)) && [[ $cur == --*=* && " $vopts " == *" ${cur%%=*} "* ]]; then',
-        "        opt=${cur%%=*}",
-        '        _llmpath_option_value "$path" "$opt" "${cur#*=}"',
-        '        COMPREPLY=("${COMPREPLY[@]/#/$opt=}")',
-        "    elif ((!dashdash)) && [[ $cur == -* ]]; then",
-        '        _llmpath_add < <(compgen -W "$opts" -- "$cur")',
-        "    elif ((npos == 0)) && [[ -n $subs ]]; then",
-        '        _llmpath_add < <(compgen -W "$subs" -- "$cur")',
-        "    else",
-        '        _llmpath_argument "$path" "$npos" "$cur"',
-        "    fi",
-        "    return 0",
-        "}",
-        "",
-        f"complete -F _llmpath {PROG}",
-        "",
-    ]
-    return "\n".join(out)
+    option_values = _bash_cases(
+        ("|".join(_sh(f"{cmd.key}:{n}") for n in opt.all_names), opt.value)
+        for cmd in cmds
+        for opt in cmd.options
+        if opt.value is not None
+    )
+    arguments = _bash_cases(
+        (_sh(f"{cmd.key}:") + "*" if arg.nargs < 0 else _sh(f"{cmd.key}:{i}"), arg.value)
+        for cmd in cmds
+        for i, arg in cmd.positions()
+    )
+    return _fill(BASH, specs=specs, option_values=option_values, arguments=arguments)
 
 
 # --------------------------------------------------------------------------- zsh
 
+ZSH = r"""#compdef llmpath
+# zsh completion for llmpath
+# @header@
+# Install: save as _llmpath in a folder on $fpath (before compinit runs), or source it
+# after compinit.
 
-def _zsh_help(text: str) -> str:
-    """Text for the [description] of an _arguments spec."""
-    return re.sub(r"([\\\[\]:])", r"\\\1", text)
+__llmpath_registry_models() {
+    # A registry name, else a path (a model folder or a .gguf file).
+    local -a models=(
+@models@
+    )
+    if [[ $PREFIX == */* || $PREFIX == [.~]* ]]; then
+        _files
+    else
+        _describe -t models 'registry model' models || _files
+    fi
+}
+
+@functions@
+if [[ $funcstack[1] == _llmpath ]]; then
+    _llmpath "$@"
+else
+    compdef _llmpath llmpath
+fi
+"""
+
+# The function of a command with subcommands: its options, then the subcommand's function.
+ZSH_GROUP = r"""@function@() {
+    local curcontext=$curcontext state state_descr line ret=1
+    typeset -A opt_args
+    local -a subcommands=(
+@subcommands@
+    )
+    _arguments -C -s -S \
+@specs@
+        '1: :->subcommand' \
+        '*:: :->argument' && ret=0
+    case $state in
+        subcommand)
+            _describe -t commands @title@ subcommands && ret=0
+            ;;
+        argument)
+            curcontext=${curcontext%:*:*}:@context@-$words[1]:
+            case $words[1] in
+@cases@
+            esac
+            ;;
+    esac
+    return ret
+}
+"""
 
 
 def _zsh_describe_item(name: str, text: str) -> str:
     return _sh(name.replace("\\", "\\\\").replace(":", "\\:") + ":" + text)
 
 
-def _zsh_word(word: str) -> str:
-    return re.sub(r"([\\\s()'\"$`])", r"\\\1", word)
-
-
 def _zsh_action(value: Value) -> str:
     if value.kind == "choice":
-        return "(" + " ".join(_zsh_word(c) for c in value.choices) + ")"
+        return "(" + " ".join(re.sub(r"([\\\s()'\"$`])", r"\\\1", c) for c in value.choices) + ")"
     actions = {"model": "__llmpath_registry_models", "file": "_files", "dir": "_files -/"}
     return actions.get(value.kind, " ")
 
 
 def _zsh_option_specs(opt: Option) -> list[str]:
-    if opt.exclusive:
-        prefix = "(- *)"
-    elif opt.repeatable:
-        prefix = "*"
-    else:
-        prefix = "(" + " ".join(opt.all_names) + ")"
+    prefix = "(- *)" if opt.exclusive else "*" if opt.repeatable else f"({' '.join(opt.all_names)})"
+    described = re.sub(r"([\\\[\]:])", r"\\\1", opt.help)  # the [description] of a spec
+    value = ""
+    if opt.value is not None:
+        value = f":{max(opt.names, key=len).lstrip('-')}:{_zsh_action(opt.value)}"
     specs = []
     for name in opt.all_names:
-        suffix = ""
-        if opt.value is not None:
-            suffix = "=" if name.startswith("--") else "+"
-        spec = f"{prefix}{name}{suffix}[{_zsh_help(opt.help)}]"
-        if opt.value is not None:
-            spec += f":{opt.label}:{_zsh_action(opt.value)}"
-        specs.append(_sh(spec))
+        suffix = "" if opt.value is None else "=" if name.startswith("--") else "+"
+        specs.append(_sh(f"{prefix}{name}{suffix}[{described}]{value}"))
     return specs
 
 
@@ -423,82 +413,103 @@ def _zsh_function(cmd: Command) -> str:
     return "_" + "_".join([PROG, *(re.sub(r"\W", "_", p) for p in cmd.path)])
 
 
-def _zsh_command(cmd: Command) -> list[str]:
+def _zsh_command(cmd: Command) -> str:
+    """The completion function of ``cmd``."""
     specs = [s for opt in cmd.options for s in _zsh_option_specs(opt)]
-    out = [f"{_zsh_function(cmd)}() {{"]
-    if cmd.subcommands:
-        out += [
-            "    local curcontext=$curcontext state state_descr line ret=1",
-            "    typeset -A opt_args",
-            "    local -a subcommands=(",
-            *(f"        {_zsh_describe_item(s.name, s.help)}" for s in cmd.subcommands),
-            "    )",
-            "    _arguments -C -s -S \\",
-            *(f"        {s} \\" for s in specs),
-            "        '1: :->subcommand' \\",
-            "        '*:: :->argument' && ret=0",
-            "    case $state in",
-            "        subcommand)",
-            f"            _describe -t commands {_sh(' '.join((PROG, *cmd.path)) + ' command')}"
-            " subcommands && ret=0",
-            "            ;;",
-            "        argument)",
-            f"            curcontext=${{curcontext%:*:*}}:{'-'.join((PROG, *cmd.path))}-$words[1]:",
-            "            case $words[1] in",
-            *(f"                {_sh(s.name)}) {_zsh_function(s)} && ret=0 ;;"
-              for s in cmd.subcommands),
-            "            esac",
-            "            ;;",
-            "    esac",
-            "    return ret",
-        ]  # fmt: skip
-    else:
-        for arg in cmd.arguments:
-            action = _zsh_action(arg.value)
-            if arg.nargs < 0:
-                specs.append(_sh(f"*:{arg.name}:{action}"))
-                break
-            specs += [_sh(f":{arg.name}:{action}")] * arg.nargs
-        out.append("    _arguments -s -S" + "".join(f" \\\n        {s}" for s in specs))
-    out.append("}")
-    return out
+    if not cmd.subcommands:
+        for _, arg in cmd.positions():
+            rest = "*" if arg.nargs < 0 else ""
+            specs.append(_sh(f"{rest}:{arg.name}:{_zsh_action(arg.value)}"))
+        arguments = "".join(f" \\\n        {s}" for s in specs)
+        return f"{_zsh_function(cmd)}() {{\n    _arguments -s -S{arguments}\n}}\n"
+    return _fill(
+        ZSH_GROUP,
+        function=_zsh_function(cmd),
+        subcommands=(f"        {_zsh_describe_item(s.name, s.help)}" for s in cmd.subcommands),
+        specs=(f"        {s} \\" for s in specs),
+        title=_sh(" ".join((PROG, *cmd.path)) + " command"),
+        context="-".join((PROG, *cmd.path)),
+        cases=(
+            f"                {_sh(s.name)}) {_zsh_function(s)} && ret=0 ;;"
+            for s in cmd.subcommands
+        ),
+    )
 
 
 def render_zsh(tree: Command, models: dict[str, str]) -> str:
-    out = [
-        f"#compdef {PROG}",
-        f"# zsh completion for {PROG}",
-        f"# {HEADER}",
-        "# Install: save as _llmpath in a folder on $fpath (before compinit runs), or source it",
-        "# after compinit.",
-        "",
-        "__llmpath_registry_models() {",
-        "    # A registry name, else a path (a model folder or a .gguf file).",
-        "    local -a models=(",
-        *(f"        {_zsh_describe_item(n, d)}" for n, d in models.items()),
-        "    )",
-        "    if [[ $PREFIX == */* || $PREFIX == [.~]* ]]; then",
-        "        _files",
-        "    else",
-        "        _describe -t models 'registry model' models || _files",
-        "    fi",
-        "}",
-        "",
-    ]
-    for cmd in reversed(list(tree.walk())):
-        out += [*_zsh_command(cmd), ""]
-    out += [
-        f"if [[ $funcstack[1] == _{PROG} ]]; then",
-        f'    _{PROG} "$@"',
-        "else",
-        f"    compdef _{PROG} {PROG}",
-        "fi",
-        "",
-    ]
-    return "\n".join(out)
+    return _fill(
+        ZSH,
+        models=(f"        {_zsh_describe_item(n, d)}" for n, d in models.items()),
+        functions=(_zsh_command(cmd) for cmd in reversed(list(tree.walk()))),
+    )
 
 
 # --------------------------------------------------------------------------- fish
+
+FISH = r"""# fish completion for llmpath
+# @header@
+# Install: copy to ~/.config/fish/completions/llmpath.fish
+
+function __llmpath_subcommands --description 'Subcommands of a command path'
+    switch "$argv[1]"
+@subcommands@
+    end
+end
+
+function __llmpath_value_options --description 'Options of a path that take a value'
+    switch "$argv[1]"
+@value_options@
+    end
+end
+
+function __llmpath_state --description 'Print the positional count, then the path'
+    set -l path
+    set -l npos 0
+    set -l skip 0
+    set -l dashdash 0
+    for token in (commandline -opc)[2..-1]
+        if test $skip = 1
+            set skip 0
+        else if test $dashdash = 0; and string match -q -- '-?*' $token
+            test $token = --; and set dashdash 1
+            contains -- $token (__llmpath_value_options "$path"); and set skip 1
+        else if test $npos = 0; and contains -- $token (__llmpath_subcommands "$path")
+            set -a path $token
+        else
+            set npos (math $npos + 1)
+        end
+    end
+    echo $npos
+    echo "$path"
+end
+
+function __llmpath_using --description 'Is the command path PATH (at positional INDEX)?'
+    # __llmpath_using [PATH [INDEX]]; no PATH: the root; INDEX: N, or N+ for N or more.
+    set -l state (__llmpath_state)
+    test "$state[2]" = "$argv[1]"; or return 1
+    set -q argv[2]; or return 0
+    if string match -q -- '*+' $argv[2]
+        test $state[1] -ge (string trim -r -c + -- $argv[2])
+    else
+        test $state[1] -eq $argv[2]
+    end
+end
+
+function __llmpath_models --description 'Registry models, else paths (folder, .gguf)'
+    set -l token (string replace -r -- '^--[^=]*=' '' (commandline -ct))
+    set -l names @names@
+    if not string match -q -r -- '/|^[.~]' $token
+        and string match -q -- "$token*" $names
+        printf '%s\t%s\n' \
+@models@
+    else
+        __fish_complete_path $token
+    end
+end
+
+complete -c llmpath -f
+
+@commands@"""
 
 
 def _fish(text: str) -> str:
@@ -511,156 +522,71 @@ def _fish_word(text: str) -> str:
     return text if re.fullmatch(r"[\w.,/+=:@%-]+", text) else _fish(text)
 
 
-def _fish_condition(cmd: Command, index: str | None = None) -> str:
-    args = [] if not cmd.path and index is None else [_fish_word(cmd.key)]
-    if index is not None:
-        args.append(index)
-    return _fish(" ".join(["__llmpath_using", *args]))
+def _fish_condition(cmd: Command, position: str = "") -> str:
+    words = ["__llmpath_using"]
+    if cmd.path or position:
+        words.append(_fish_word(cmd.key))
+    return _fish(" ".join(filter(None, [*words, position])))
 
 
 def _fish_names(names: Sequence[str]) -> str:
-    parts = []
-    for name in names:
-        if name.startswith("--"):
-            parts.append(f"-l {_fish_word(name[2:])}")
-        elif len(name) == 2:
-            parts.append(f"-s {_fish_word(name[1:])}")
-        else:
-            parts.append(f"-o {_fish_word(name[1:])}")
-    return " ".join(parts)
+    return " ".join(
+        f"-l {_fish_word(n[2:])}" if n.startswith("--")
+        else f"-{'s' if len(n) == 2 else 'o'} {_fish_word(n[1:])}"
+        for n in names
+    )  # fmt: skip
 
 
 def _fish_candidates(value: Value) -> str:
     """The arguments of ``complete`` that offer the values of ``value``."""
-    if value.kind == "choice":
-        return "-a " + _fish(" ".join(value.choices))
-    if value.kind == "model":
-        return "-a '(__llmpath_models)'"
-    if value.kind == "file":
-        return "-F"
-    if value.kind == "dir":
-        return "-a '(__fish_complete_directories (commandline -ct))'"
-    return ""
-
-
-def _fish_value(value: Value) -> str:
-    """The arguments of ``complete`` for an option taking ``value``."""
-    if value.kind == "file":
-        return "-r -F"
-    return " ".join(["-x", _fish_candidates(value)]).strip()
+    return {
+        "choice": "-a " + _fish(" ".join(value.choices)),
+        "model": "-a '(__llmpath_models)'",
+        "file": "-F",
+        "dir": "-a '(__fish_complete_directories (commandline -ct))'",
+    }.get(value.kind, "")
 
 
 def _fish_lines(cmd: Command) -> list[str]:
     c = f"complete -c {PROG} -n {_fish_condition(cmd)}"
     out = [f"# {' '.join((PROG, *cmd.path))}"]
-    for sub in cmd.subcommands:
-        out.append(f"{c} -a {_fish_word(sub.name)} -d {_fish(sub.help)}")
+    out += [f"{c} -a {_fish_word(s.name)} -d {_fish(s.help)}" for s in cmd.subcommands]
     for opt in cmd.options:
-        value = _fish_value(opt.value) if opt.value is not None else ""
-        for names in (opt.names, opt.negations):
-            if names:
-                line = f"{c} {_fish_names(names)}" + (f" {value}" if value else "")
-                out.append(line + (f" -d {_fish(opt.help)}" if opt.help else ""))
-    index = 0
-    for arg in cmd.arguments:
+        value = ""
+        if opt.value is not None:  # the arguments of ``complete`` for an option's value
+            value = "-r -F" if opt.value.kind == "file" else f"-x {_fish_candidates(opt.value)}"
+        described = f"-d {_fish(opt.help)}" if opt.help else ""
+        for names in filter(None, (opt.names, opt.negations)):
+            out.append(" ".join(filter(None, [c, _fish_names(names), value.strip(), described])))
+    for i, arg in cmd.positions():
         if arg.value.kind != "text":
-            where = f"{index}+" if arg.nargs < 0 else None
-            values = _fish_candidates(arg.value)
-            positions = [where] if where else [str(i) for i in range(index, index + arg.nargs)]
-            for pos in positions:
-                out.append(
-                    f"complete -c {PROG} -n {_fish_condition(cmd, pos)} {values}"
-                    f" -d {_fish(arg.name)}"
-                )
-        if arg.nargs < 0:
-            break
-        index += arg.nargs
+            condition = _fish_condition(cmd, f"{i}+" if arg.nargs < 0 else str(i))
+            candidates = _fish_candidates(arg.value)
+            out.append(f"complete -c {PROG} -n {condition} {candidates} -d {_fish(arg.name)}")
     return out
 
 
 def render_fish(tree: Command, models: dict[str, str]) -> str:
     cmds = list(tree.walk())
-    out = [
-        f"# fish completion for {PROG}",
-        f"# {HEADER}",
-        f"# Install: copy to ~/.config/fish/completions/{PROG}.fish",
-        "",
-        "function __llmpath_subcommands --description 'Subcommands of a command path'",
-        '    switch "$argv[1]"',
-    ]
-    for cmd in cmds:
-        if cmd.subcommands:
-            names = " ".join(_fish_word(s.name) for s in cmd.subcommands)
-            out += [f"        case {_fish_word(cmd.key)}", f"            printf '%s\\n' {names}"]
-    out += [
-        "    end",
-        "end",
-        "",
-        "function __llmpath_value_options --description 'Options of a path that take a value'",
-        '    switch "$argv[1]"',
-    ]
-    for cmd in cmds:
-        if cmd.value_names:
-            names = " ".join(_fish_word(n) for n in cmd.value_names)
-            out += [f"        case {_fish_word(cmd.key)}", f"            printf '%s\\n' {names}"]
-    out += [
-        "    end",
-        "end",
-        "",
-        "function __llmpath_state --description 'Print the positional count, then the path'",
-        "    set -l path",
-        "    set -l npos 0",
-        "    set -l skip 0",
-        "    set -l dashdash 0",
-        "    for token in (commandline -opc)[2..-1]",
-        "        if test $skip = 1",
-        "            set skip 0",
-        "        else if test $dashdash = 0; and string match -q -- '-?*' $token",
-        "            test $token = --; and set dashdash 1",
-        '            contains -- $token (__llmpath_value_options "$path"); and set skip 1',
-        '        else if test $npos = 0; and contains -- $token (__llmpath_subcommands "$path")',
-        "            set -a path $token",
-        "        else",
-        "            set npos (math $npos + 1)",
-        "        end",
-        "    end",
-        "    echo $npos",
-        '    echo "$path"',
-        "end",
-        "",
-        "function __llmpath_using --description 'Is the command path PATH (at positional INDEX)?'",
-        "    # __llmpath_using [PATH [INDEX]]; no PATH: the root; INDEX: N, or N+ for N or more.",
-        "    set -l state (__llmpath_state)",
-        '    test "$state[2]" = "$argv[1]"; or return 1',
-        "    set -q argv[2]; or return 0",
-        "    if string match -q -- '*+' $argv[2]",
-        "        test $state[1] -ge (string trim -r -c + -- $argv[2])",
-        "    else",
-        "        test $state[1] -eq $argv[2]",
-        "    end",
-        "end",
-        "",
-        "function __llmpath_models --description 'Registry models, else paths (folder, .gguf)'",
-        "    set -l token (string replace -r -- '^--[^=]*=' '' (commandline -ct))",
-        "    set -l names " + " ".join(_fish_word(n) for n in models),
-        "    if not string match -q -r -- '/|^[.~]' $token",
-        '        and string match -q -- "$token*" $names',
-        "        printf '%s\\t%s\\n' \\",
-        *(
-            f"            {_fish_word(n)} {_fish(d)}" + (" \\" if i < len(models) - 1 else "")
-            for i, (n, d) in enumerate(models.items())
-        ),
-        "    else",
-        "        __fish_complete_path $token",
-        "    end",
-        "end",
-        "",
-        f"complete -c {PROG} -f",
-        "",
-    ]
-    for cmd in cmds:
-        out += [*_fish_lines(cmd), ""]
-    return "\n".join(out)
+
+    def switch(cases: dict[str, list[str]]) -> list[str]:
+        """The arms of a ``switch`` on the command path that print each path's words."""
+        return [
+            f"        case {_fish_word(key)}\n            printf '%s\\n' "
+            + " ".join(_fish_word(w) for w in words)
+            for key, words in cases.items()
+            if words
+        ]
+
+    printed = [f"            {_fish_word(n)} {_fish(d)}" for n, d in models.items()]
+    return _fill(
+        FISH,
+        subcommands=switch({c.key: [s.name for s in c.subcommands] for c in cmds}),
+        value_options=switch({c.key: c.value_names for c in cmds}),
+        names=" ".join(_fish_word(n) for n in models),
+        models=[line + " \\" for line in printed[:-1]] + printed[-1:],
+        commands="\n".join("".join(f"{line}\n" for line in _fish_lines(c)) for c in cmds),
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -668,8 +594,10 @@ def render_fish(tree: Command, models: dict[str, str]) -> str:
 
 def generate(app: Any = None) -> dict[str, str]:
     """File name -> content of each completion script for ``app`` (default: llmpath's)."""
+    from llmcli.models.registry import REGISTRY
+
     tree = command_tree(app)
-    models = model_descriptions()
+    models = {name: _clean(spec.description) for name, spec in REGISTRY.items()}
     return {
         f"{PROG}.bash": render_bash(tree),
         f"_{PROG}": render_zsh(tree, models),
@@ -718,13 +646,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="the completions folder (default: %(default)s)")  # fmt: skip
     args = parser.parse_args(argv)
     scripts = generate()
+    changed = stale(args.dir, scripts)
     if args.check:
-        out_of_date = stale(args.dir, scripts)
-        for path in out_of_date:
+        for path in changed:
             print(f"{_shown(path)} is out of date; run: python completions/generate.py",
                   file=sys.stderr)  # fmt: skip
-        return 1 if out_of_date else 0
-    changed = stale(args.dir, scripts)
+        return 1 if changed else 0
     write(args.dir, scripts)
     for name in scripts:
         path = args.dir / name

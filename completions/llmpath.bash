@@ -70,8 +70,10 @@ _llmpath_option_value() {
         'embed:--dtype') _llmpath_value choice 'auto float32 float16 bfloat16' "$3" ;;
         'attention:--file') _llmpath_value file '' "$3" ;;
         'attention:-m'|'attention:--model') _llmpath_value model 'gpt2 minilm smollm2 gemma3-270m' "$3" ;;
+        'attention:-a'|'attention:--aggregate') _llmpath_value choice 'none mean max rollout' "$3" ;;
         'attention:-f'|'attention:--format') _llmpath_value choice 'table jsonl json npy npz html png' "$3" ;;
         'attention:-o'|'attention:--output') _llmpath_value file '' "$3" ;;
+        'attention:--precision') _llmpath_value choice 'float32 float16' "$3" ;;
         'attention:--device') _llmpath_value choice 'auto cpu cuda mps' "$3" ;;
         'attention:--dtype') _llmpath_value choice 'auto float32 float16 bfloat16' "$3" ;;
         'fewshot:-m'|'fewshot:--model') _llmpath_value model 'gpt2 minilm smollm2 gemma3-270m' "$3" ;;
