@@ -357,9 +357,8 @@ def run_cases(
 
 
 def _request(lm: LanguageModel, case: Case) -> Request:
-    assert case.choices is not None
+    assert case.choices  # only cases with choices are scored
     conts = []
-    context = case.ids
     for choice in case.choices:
         context, cont = lm.split_pair(case.prompt, case.delimiter + choice)
         conts.append(cont)

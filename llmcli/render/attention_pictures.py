@@ -50,7 +50,7 @@ LABEL_FONTS = [
 # --- sizes ---------------------------------------------------------------------------------
 
 
-def html_cost(run: AttentionRun) -> int:
+def html_weight_count(run: AttentionRun) -> int:
     """The number of weights an HTML page of ``run`` holds: the product of its
     ``[layer, head, query, key]`` shape (2 layers x 9 heads of 7 tokens: 882)."""
     layers, heads, queries, keys = run.shape()
@@ -60,10 +60,10 @@ def html_cost(run: AttentionRun) -> int:
 def check_size(run: AttentionRun, fmt: str) -> None:
     """Refuse, before the model runs, a page or picture too large to be of use."""
     if fmt == "html":
-        cost = html_cost(run)
-        if cost > HTML_MAX_VALUES:
+        count = html_weight_count(run)
+        if count > HTML_MAX_VALUES:
             raise UsageError(
-                f"an HTML page of {_shape_words(run)} would hold {cost:,} weights "
+                f"an HTML page of {_shape_words(run)} would hold {count:,} weights "
                 f"(at most {HTML_MAX_VALUES:,}): choose fewer with --layer or --head, "
                 "use --aggregate mean, a shorter text, or -f npz"
             )

@@ -158,12 +158,12 @@ def test_html_too_large_is_refused_before_writing(cli, tiny_gpt2_dir, tmp_path, 
     assert not out.exists()
 
 
-def test_html_cost_counts_the_weights():
+def test_html_weight_count_counts_the_weights():
     tokens = [TokenRecord(i, i, "a", "a", i, i + 1, "61", False) for i in range(7)]
     run = AttentionRun("m", "decoder", tokens, [0, 1], list(range(9)), 30, 9, "none")
-    assert pictures.html_cost(run) == 2 * 9 * 7 * 7
+    assert pictures.html_weight_count(run) == 2 * 9 * 7 * 7
     run.aggregate = "rollout"
-    assert pictures.html_cost(run) == 7 * 7
+    assert pictures.html_weight_count(run) == 7 * 7
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

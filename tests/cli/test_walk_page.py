@@ -140,7 +140,7 @@ def test_data_block_holds_the_same_numbers(walk_of, tiny_gpt2_dir):
     assert data["next"]["token"] == walk.token
     for token_id in {*arrays["lens_ids"].ravel().tolist(), *arrays["next_ids"].tolist()}:
         entry = data["vocab"][str(token_id)]
-        assert entry["token"] == tok.describe(token_id)[0]
+        assert entry["token"] == tok.describe(token_id).token
     assert data["labels"] == [walk_page.token_label(r) for r in walk.tokens]
 
 
