@@ -123,6 +123,22 @@ def wordpiece_ref(wordpiece_dir: Path):  # type: ignore[no-untyped-def]
     return Tokenizer.from_file(str(wordpiece_dir / "tokenizer.json"))
 
 
+@pytest.fixture(scope="session")
+def bpe(bpe_dir: Path):  # type: ignore[no-untyped-def]
+    """The tiny byte-level BPE tokenizer, loaded by llmpath."""
+    from llmcli.models.tokenizer import LoadedTokenizer
+
+    return LoadedTokenizer.from_folder("tinybpe", bpe_dir)
+
+
+@pytest.fixture(scope="session")
+def wp(wordpiece_dir: Path):  # type: ignore[no-untyped-def]
+    """The tiny WordPiece tokenizer (no template), loaded by llmpath."""
+    from llmcli.models.tokenizer import LoadedTokenizer
+
+    return LoadedTokenizer.from_folder("tinywp", wordpiece_dir)
+
+
 # --- tiny models with weights ----------------------------------------------------------
 # Random weights, two layers, 32 dimensions: small enough to build in a second, real
 # enough that every embedding and hidden state is computed by transformers itself.

@@ -7,30 +7,26 @@ from typing import Annotated
 import typer
 
 from llmcli.cli.options import (
-    Device,
-    DeviceMap,
-    DeviceName,
-    Dtype,
-    DtypeName,
+    EmbedFormat,
     EmbedFormatOpt,
     InputFile,
     Metric,
     MetricName,
     Output,
     Quiet,
-    TrustRemoteCode,
+    Running,
     WeightsModel,
+    model_options,
+    pick_format,
 )
 from llmcli.core import inputs
 from llmcli.errors import UsageError
 from llmcli.models.resolve import resolve
 from llmcli.models.tokenizer import LoadedTokenizer
-from llmcli.render.output import choose_format
 from llmcli.render.progress import RichReporter
 
-FORMATS = ["table", "jsonl", "json", "csv", "npy", "npz", "png"]
 
-
+@model_options
 def embed(
     words: Annotated[
         list[str] | None,
@@ -70,15 +66,12 @@ def embed(
     ] = 0,
     fmt: EmbedFormatOpt = None,
     output: Output = None,
-    device: Device = DeviceName.auto,
-    dtype: Dtype = DtypeName.auto,
-    device_map: DeviceMap = None,
-    trust_remote_code: TrustRemoteCode = False,
     quiet: Quiet = False,
+    *,
+    running: Running,
 ) -> None:
     """Compare words as one-hot vectors and as the model's learned embeddings."""
     from llmcli.core import embed as core
-    from llmcli.models.loader import load_model
     from llmcli.render import embed as render
 
     given = list(words or [])
@@ -98,7 +91,7 @@ def embed(
         core.check_choice(k, core.KINDS, "kind")
     metric_name = core.check_choice(metric.value, core.METRICS, "metric")
     core.check_choice(pool, core.POOLS, "pool")
-    fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
+    fmt_name = pick_format(fmt, output, EmbedFormat, needs_file=("png",))
     if fmt_name == "png" and output is None:
         raise UsageError("-f png needs -o FILE.png")
     reporter = RichReporter(quiet)
@@ -107,8 +100,7 @@ def embed(
     tok = LoadedTokenizer.for_model(resolved)
     loaded = None
     if any(k != "onehot" for k in kinds) or neighbors:
-        loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
-                            trust_remote_code=trust_remote_code)  # fmt: skip
+        loaded = running.load(resolved)
     if neighbors and fmt_name not in ("table", "json"):
         reporter.note(f"--neighbors shows in the table and in -f json; -f {fmt_name} leaves it out")
     result = core.embed(

@@ -7,25 +7,21 @@ from typing import Annotated, Any
 import typer
 
 from llmcli.cli.options import (
-    Device,
-    DeviceMap,
-    DeviceName,
-    Dtype,
-    DtypeName,
     FewshotFormat,
     FewshotFormatOpt,
     ListFormat,
     ListFormatOpt,
     Output,
     Quiet,
-    TrustRemoteCode,
+    Running,
     WeightsModel,
+    model_options,
+    pick_format,
 )
 from llmcli.core import inputs
 from llmcli.errors import UsageError
 from llmcli.models.resolve import resolve
 from llmcli.models.tokenizer import LoadedTokenizer
-from llmcli.render.output import choose_format
 from llmcli.render.progress import RichReporter
 
 DEFAULT_MODEL = "gemma3-270m"
@@ -71,6 +67,7 @@ def _bos_default(bos: bool | None, tok: LoadedTokenizer, chat: bool) -> bool:
     return tokenizer_adds_bos(tok)
 
 
+@model_options
 def fewshot(
     task: Annotated[
         list[str] | None,
@@ -196,18 +193,16 @@ def fewshot(
     ] = 8,
     fmt: FewshotFormatOpt = None,
     output: Output = None,
-    device: Device = DeviceName.auto,
-    dtype: Dtype = DtypeName.auto,
-    device_map: DeviceMap = None,
-    trust_remote_code: TrustRemoteCode = False,
     quiet: Quiet = False,
+    *,
+    running: Running,
 ) -> None:
     """Prompt a model zero-, one- and few-shot, side by side, or measure it (--eval)."""
     from llmcli.core import fewshot as core
     from llmcli.core import tasks as task_mod
     from llmcli.render import fewshot as render
 
-    fmt_name = choose_format(fmt.value if fmt else None, output, [f.value for f in FewshotFormat])
+    fmt_name = pick_format(fmt, output, FewshotFormat)
     if list_tasks:
         render.emit_tasks([task_mod.load_builtin(n) for n in task_mod.builtin_names()],
                           fmt_name if fmt_name != "png" else "table", output)  # fmt: skip
@@ -256,10 +251,8 @@ def fewshot(
         return
 
     from llmcli.core.lm import LanguageModel
-    from llmcli.models.loader import load_model
 
-    loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
-                        trust_remote_code=trust_remote_code)  # fmt: skip
+    loaded = running.load(resolved)
     lm = LanguageModel(loaded, tok, batch_size=batch_size)
     options: dict[str, Any] = {
         "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
@@ -298,6 +291,7 @@ def _queries(query: list[str] | None) -> list[str]:
     return out
 
 
+@model_options
 def next_token(
     text: Annotated[
         list[str] | None,
@@ -322,19 +316,16 @@ def next_token(
     chat: Chat = False,
     fmt: ListFormatOpt = None,
     output: Output = None,
-    device: Device = DeviceName.auto,
-    dtype: Dtype = DtypeName.auto,
-    device_map: DeviceMap = None,
-    trust_remote_code: TrustRemoteCode = False,
     quiet: Quiet = False,
+    *,
+    running: Running,
 ) -> None:
     """Show the tokens a model would choose next after a prompt, with their probabilities."""
     from llmcli.core import fewshot as core
     from llmcli.core.lm import LanguageModel, top_tokens
-    from llmcli.models.loader import load_model
     from llmcli.render import fewshot as render
 
-    fmt_name = choose_format(fmt.value if fmt else None, output, [f.value for f in ListFormat])
+    fmt_name = pick_format(fmt, output, ListFormat)
     given = " ".join(text) if text else None
     if given == "-" or (given is None and not inputs.stdin_is_tty()):
         piped = inputs.read_stdin_or_empty()
@@ -361,8 +352,7 @@ def next_token(
         prompt_text = core.render_chat(template, tok, [{"role": "user", "content": prompt}])
     else:
         prompt_text = prompt
-    loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
-                        trust_remote_code=trust_remote_code)  # fmt: skip
+    loaded = running.load(resolved)
     lm = LanguageModel(loaded, tok)
     ids = lm.encode(prompt_text)
     if use_bos:

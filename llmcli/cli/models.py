@@ -7,13 +7,12 @@ from typing import Annotated
 
 import typer
 
-from llmcli.cli.options import ListFormatOpt, Output, Quiet
+from llmcli.cli.options import ListFormat, ListFormatOpt, Output, Quiet, pick_format
 from llmcli.core import store_info
 from llmcli.errors import IntegrityError
 from llmcli.models import registry, store
 from llmcli.models.pull import pull_many
 from llmcli.render import models as render
-from llmcli.render.output import choose_format
 from llmcli.render.progress import RichReporter
 
 
@@ -61,7 +60,7 @@ def models(
     ] = False,
 ) -> None:
     """List the registry models: kind, layers x heads, vocabulary, size, licence, installed."""
-    fmt_name = choose_format(fmt.value if fmt else None, output, ["table", "jsonl", "json"])
+    fmt_name = pick_format(fmt, output, ListFormat)
     rows = store_info.list_models()
     checks = None
     if verify:

@@ -12,19 +12,18 @@ from llmcli.cli.options import (
     IdsFlag,
     InputFile,
     Model,
+    OneHotFormat,
     OneHotFormatOpt,
     Output,
     Quiet,
     Special,
+    pick_format,
 )
 from llmcli.core import inputs
 from llmcli.errors import UsageError
 from llmcli.models.resolve import resolve
 from llmcli.models.tokenizer import LoadedTokenizer
-from llmcli.render.output import choose_format
 from llmcli.render.progress import RichReporter
-
-FORMATS = ["table", "jsonl", "json", "npy", "npz"]
 
 
 def onehot(
@@ -59,7 +58,7 @@ def onehot(
         raise UsageError("give TEXT or --file, not both")
     if text and ids:
         raise UsageError("--ids reads IDs from stdin or --file; a TEXT argument is text")
-    fmt_name = choose_format(fmt.value if fmt else None, output, FORMATS)
+    fmt_name = pick_format(fmt, output, OneHotFormat)
     tok = LoadedTokenizer.for_model(resolve(model, reporter=RichReporter(quiet)))
     wrap = tok.wrap(special=special, bos=bos, eos=eos)
     if text:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from llmcli.errors import UsageError
 from llmcli.models.registry import REGISTRY
+
+if TYPE_CHECKING:
+    from llmcli.models.loader import LoadedModel
+    from llmcli.models.resolve import ResolvedModel
 
 _MODEL_HELP = (
     f"Model: a registry name ({', '.join(REGISTRY)}), a Hugging Face folder, "
@@ -102,6 +111,20 @@ class AttentionFormat(str, Enum):
     npz = "npz"
     html = "html"
     png = "png"
+
+
+class Aggregate(str, Enum):
+    """``attention --aggregate`` (``llmcli.core.attention.AGGREGATES``)."""
+
+    none = "none"
+    mean = "mean"
+    max = "max"
+    rollout = "rollout"
+
+
+class Precision(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
 
 
 class FewshotFormat(str, Enum):
@@ -217,3 +240,81 @@ WalkFormatOpt = Annotated[
     typer.Option("--format", "-f", help=_FORMAT_HELP + " npz: the tensors; html: a page.",
                  show_default=False, case_sensitive=False),
 ]  # fmt: skip
+
+
+# --- the model options, declared once ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Running:
+    """How a model runs: the options every model command takes, as one value."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    device_map: str | None = None
+    trust_remote_code: bool = False
+
+    def load(self, resolved: ResolvedModel, **extra: Any) -> LoadedModel:
+        """``load_model`` with these options (and ``extra``, e.g. ``attention="eager"``)."""
+        from llmcli.models.loader import load_model
+
+        return load_model(resolved, device=self.device, dtype=self.dtype,
+                          device_map=self.device_map, trust_remote_code=self.trust_remote_code,
+                          **extra)  # fmt: skip
+
+
+_RUNNING_OPTIONS = (
+    ("device", Device, DeviceName.auto),
+    ("dtype", Dtype, DtypeName.auto),
+    ("device_map", DeviceMap, None),
+    ("trust_remote_code", TrustRemoteCode, False),
+)
+
+
+def model_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a model command ``--device``, ``--dtype``, ``--device-map`` and
+    ``--trust-remote-code`` (before ``--quiet`` in its help); it gets them as one
+    ``running: Running`` argument.
+
+    >>> @model_options                                          # doctest: +SKIP
+    ... def walk(text: ..., quiet: Quiet = False, *, running: Running) -> None: ...
+    """
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for name, p in signature.parameters.items() if name != "running"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                          annotation=annotation)
+        for name, annotation, default in _RUNNING_OPTIONS
+    ]  # fmt: skip
+    at = next((i for i, p in enumerate(kept) if p.name == "quiet"), len(kept))
+    params = [*kept[:at], *added, *kept[at:]]
+
+    @functools.wraps(command)
+    def run(**given: Any) -> None:
+        values = {name: given.pop(name) for name, _, _ in _RUNNING_OPTIONS}
+        running = Running(**{k: getattr(v, "value", v) for k, v in values.items()})
+        command(**given, running=running)
+
+    run.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    # Resolved, so that typer never evaluates the command's string annotations here.
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    del run.__wrapped__
+    return run
+
+
+def pick_format(
+    given: Enum | None,
+    output: Path | None,
+    formats: type[Enum],
+    *,
+    needs_file: tuple[str, ...] = (),
+) -> str:
+    """The format of a command (``-f``, else by ``-o``'s suffix or the terminal), one of
+    ``formats``; one in ``needs_file`` (a picture, a page) needs ``-o``."""
+    from llmcli.render.output import choose_format
+
+    name = choose_format(given.value if given is not None else None, output,
+                         [f.value for f in formats])  # fmt: skip
+    if name in needs_file and output is None:
+        raise UsageError(f"-f {name} needs -o FILE.{name}")
+    return name

@@ -14,7 +14,9 @@ from llmcli.cli.options import (
     Output,
     Quiet,
     Special,
+    TokenizeFormat,
     TokenizeFormatOpt,
+    pick_format,
 )
 from llmcli.core import inputs
 from llmcli.core import tokenize as core
@@ -22,10 +24,7 @@ from llmcli.errors import UsageError
 from llmcli.models.resolve import resolve
 from llmcli.models.tokenizer import LoadedTokenizer
 from llmcli.render import tokens as render
-from llmcli.render.output import choose_format
 from llmcli.render.progress import RichReporter
-
-FORMATS = ["table", "jsonl", "json", "tsv", "ids"]
 
 
 def tokenize(
@@ -69,7 +68,7 @@ def tokenize(
         render.emit_decoded((core.decode(tok, s.ids) for s in sequences), fmt_name, output)
         return
     source = inputs.text_source(" ".join(text) if text else None, file)
-    fmt_name = choose_format(fmt_name, output, FORMATS)
+    fmt_name = pick_format(fmt, output, TokenizeFormat)
     toks = [LoadedTokenizer.for_model(resolve(name, reporter=reporter)) for name in names]
     wraps = [t.wrap(special=special, bos=bos, eos=eos) for t in toks]
     if fmt_name == "ids":

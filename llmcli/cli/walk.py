@@ -8,32 +8,28 @@ import typer
 
 from llmcli.cli.options import (
     Bos,
-    Device,
-    DeviceMap,
-    DeviceName,
-    Dtype,
-    DtypeName,
     Eos,
     IdsFlag,
     InputFile,
     Output,
     Quiet,
+    Running,
     Special,
-    TrustRemoteCode,
     WalkFormat,
     WalkFormatOpt,
     WalkStep,
     WeightsModel,
+    model_options,
+    pick_format,
 )
-from llmcli.errors import UsageError
 from llmcli.models.resolve import resolve
 from llmcli.models.tokenizer import LoadedTokenizer
-from llmcli.render.output import choose_format
 from llmcli.render.progress import RichReporter
 
 SEED = "It's a blue sundress."
 
 
+@model_options
 def walk(
     text: Annotated[
         list[str] | None,
@@ -78,21 +74,16 @@ def walk(
     eos: Eos = False,
     fmt: WalkFormatOpt = None,
     output: Output = None,
-    device: Device = DeviceName.auto,
-    dtype: Dtype = DtypeName.auto,
-    device_map: DeviceMap = None,
-    trust_remote_code: TrustRemoteCode = False,
     quiet: Quiet = False,
+    *,
+    running: Running,
 ) -> None:
     """Walk a text through a transformer: every step computed by hand and checked."""
     from llmcli.core import inputs
     from llmcli.core.walk import plan_walk, run_walk
-    from llmcli.models.loader import load_model
     from llmcli.render import walk as render
 
-    fmt_name = choose_format(fmt.value if fmt else None, output, [f.value for f in WalkFormat])
-    if fmt_name in ("npz", "html") and output is None:
-        raise UsageError(f"-f {fmt_name} needs -o FILE.{fmt_name}")
+    fmt_name = pick_format(fmt, output, WalkFormat, needs_file=("npz", "html"))
     reporter = RichReporter(quiet)
     resolved = resolve(model, reporter=reporter)
     tok = LoadedTokenizer.for_model(resolved)
@@ -105,8 +96,7 @@ def walk(
         from llmcli.render.walk_page import check_size
 
         check_size(plan)  # before the weights load
-    loaded = load_model(resolved, device=device.value, dtype=dtype.value, device_map=device_map,
-                        attention="eager", trust_remote_code=trust_remote_code)  # fmt: skip
+    loaded = running.load(resolved, attention="eager")
     lens = "all" if fmt_name in ("npz", "html") else "token"
     added = wrap.summary if from_text else ""
     result = run_walk(loaded, tok, plan, dims=dims, top=top, lens=lens, added=added)

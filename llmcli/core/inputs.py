@@ -107,7 +107,7 @@ class TextSource:
         """The text in pieces that tokenize the same apart as together.
 
         A piece ends where GPT-2-style and BERT pre-tokenizers always cut (see
-        ``_safe_cut``). Tokenizers without such a pre-tokenizer get the whole text.
+        ``safe_cut``). Tokenizers without such a pre-tokenizer get the whole text.
         """
         if not splittable:
             yield self.read()
@@ -117,7 +117,7 @@ class TextSource:
             buf += block
             if len(buf) < size:
                 continue
-            cut = _safe_cut(buf)
+            cut = safe_cut(buf)
             if cut > 0:
                 yield buf[:cut]
                 buf = buf[cut:]
@@ -125,7 +125,26 @@ class TextSource:
             yield buf
 
 
-def _safe_cut(buf: str) -> int:
+def first_tokens(tok: Any, text: str, wrap: Any, keep: int) -> list[int]:
+    """The first ``keep`` IDs of ``text`` inside ``wrap``, as of tokenizing it whole.
+
+    A tokenizer whose pre-tokenizer always cuts at ``safe_cut`` places (``tok.splittable``)
+    tokenizes a piece ending there as the whole text begins, so only a prefix long enough
+    for ``keep`` tokens is read (a 10 MB text costs what its first few thousand
+    characters do). Another tokenizer gets the whole text.
+    """
+    length = max(16 * keep, 1 << 12)
+    while tok.splittable and length < len(text):
+        cut = safe_cut(text[:length])
+        if cut > 0:
+            ids = tok.hf.encode(text[:cut], add_special_tokens=False).ids
+            if len(wrap.before) + len(ids) >= keep:
+                return [*wrap.before, *ids][:keep]
+        length *= 2
+    return list(wrap.around(tok.hf.encode(text, add_special_tokens=False).ids))[:keep]
+
+
+def safe_cut(buf: str) -> int:
     """The last index where the text may be cut (0 if there is none).
 
     That is before a space that follows a non-space character (a pre-token may
@@ -296,6 +315,7 @@ class ModelInput(NamedTuple):
 
 def model_input(
     tok: Any, text: list[str] | None, file: Path | None, *, ids: bool, wrap: Any, default: str,
+    keep: int | None = None,
 ) -> ModelInput:  # fmt: skip
     """The token IDs a model command runs on.
 
@@ -304,7 +324,8 @@ def model_input(
     and text otherwise. Text gets the special tokens of ``wrap`` (a
     ``llmcli.models.tokenizer.Wrap``: by default the model's own template, what the model
     is fed: Gemma's ``<bos>``, BERT's ``[CLS] ... [SEP]``); IDs and records are as given.
-    With nothing given and nothing piped: ``default``.
+    With nothing given and nothing piped: ``default``. ``keep``: only the first ``keep``
+    IDs are wanted (``--truncate``), and a long text is tokenized only as far as they go.
     """
     if text and text != ["-"]:
         if file is not None:
@@ -328,6 +349,8 @@ def model_input(
     if from_text:
         if not content.strip():
             raise InputError("empty input: there is no text")
+        if keep is not None:
+            return ModelInput(first_tokens(tok, content, wrap, keep), True)
         return ModelInput(wrap.around(tok.hf.encode(content, add_special_tokens=False).ids), True)
     found = [i for seq in read_id_input(TextSource("stdin", text=content)) for i in seq.ids]
     if not found:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from llmcli.core.inputs import TextSource
+from llmcli.core.inputs import TextSource, safe_cut
 from llmcli.models.tokenizer import LoadedTokenizer, Wrap
 
 # Records are made from chunks of about this many characters: an encoding with
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
 # Lines are encoded in batches of about this many bytes: large enough that a call
-# costs little, small enough that the few batches held at once stay small.
+# costs little, small enough that the few batches held at once stay small. A line
+# longer than this many characters is encoded (and written) in pieces of about this size.
 ID_BATCH_BYTES = 1 << 18
 
 
@@ -109,23 +110,31 @@ class IdLines:
 
     ``separator`` stands between two lines (it is no ID of these lines); ``before`` and
     ``after`` are the IDs each line starts and ends with (the special tokens of a ``Wrap``).
+    A very long line comes in pieces: ``opens`` is false where the first line goes on
+    from the batch before, ``closes`` false where the last goes on in the next.
     """
 
     ids: list[int]
     separator: int
     before: tuple[int, ...] = ()
     after: tuple[int, ...] = ()
+    opens: bool = True
+    closes: bool = True
 
     def lines(self) -> Iterator[list[int]]:
-        """The IDs of each line, ``before`` and ``after`` included."""
+        """The IDs of each line (or piece of one), ``before`` and ``after`` where it starts
+        and ends."""
         ids, start = self.ids, 0
         while True:
             try:
                 stop = ids.index(self.separator, start)
             except ValueError:
                 stop = len(ids)
-            yield [*self.before, *ids[start:stop], *self.after]
-            if stop == len(ids):
+            last = stop == len(ids)
+            before = self.before if start > 0 or self.opens else ()
+            after = self.after if not last or self.closes else ()
+            yield [*before, *ids[start:stop], *after]
+            if last:
                 return
             start = stop + 1
 
@@ -134,8 +143,12 @@ def stream_id_lines(
     tok: LoadedTokenizer, source: TextSource, wrap: Wrap = Wrap()
 ) -> Iterator[list[int]]:
     """IDs of each input line (without its line break), each inside ``wrap``."""
+    pending: list[int] = []  # the pieces of a long line so far
     for batch in stream_id_batches(tok, source, wrap):
-        yield from batch.lines()
+        lines = list(batch.lines())
+        lines[0] = pending + lines[0]
+        pending = lines.pop() if not batch.closes else []
+        yield from lines
 
 
 def stream_id_batches(
@@ -145,31 +158,82 @@ def stream_id_batches(
 
     The next batches are encoded in worker threads (the tokenizers release the GIL)
     while this one is written out; a few batches at most are held (constant memory).
+    A line longer than ``ID_BATCH_BYTES`` characters comes in pieces cut where the
+    tokenizer always cuts (``safe_cut``), so one long line costs no more memory than
+    many short ones.
     """
     # Found once here (it may load the engine), not by each worker thread.
     tok.line_separator  # noqa: B018
-    for ids, separator in _encoded_ahead(tok, source.line_batches(ID_BATCH_BYTES)):
-        yield IdLines(ids, separator, wrap.before, wrap.after)
+    groups = _line_groups(source, tok.splittable)
+    for ids, separator, opens, closes in _encoded_ahead(tok, groups):
+        yield IdLines(ids, separator, wrap.before, wrap.after, opens, closes)
+
+
+def _line_groups(source: TextSource, splittable: bool) -> Iterator[tuple[list[str], bool, bool]]:
+    """``(lines, opens, closes)`` for each block's lines; a line longer than
+    ``ID_BATCH_BYTES`` characters is a group of its own for each piece of it (where the
+    tokenizer is ``splittable``: it tokenizes the pieces as it does the whole)."""
+    for lines in source.line_batches(ID_BATCH_BYTES):
+        if not splittable or all(len(line) <= ID_BATCH_BYTES for line in lines):
+            yield lines, True, True
+            continue
+        run: list[str] = []
+        for line in lines:
+            if len(line) <= ID_BATCH_BYTES:
+                run.append(line)
+                continue
+            if run:
+                yield run, True, True
+                run = []
+            pieces = _pieces(line, ID_BATCH_BYTES)
+            for k, piece in enumerate(pieces):
+                yield [piece], k == 0, k == len(pieces) - 1
+        if run:
+            yield run, True, True
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    """``text`` cut at ``safe_cut`` places into pieces of about ``size`` characters."""
+    pieces, start = [], 0
+    while len(text) - start > size:
+        window = size
+        cut = 0
+        while cut == 0 and start + window < len(text):
+            cut = safe_cut(text[start : start + window])
+            window *= 2
+        if cut == 0:
+            break
+        pieces.append(text[start : start + cut])
+        start += cut
+    pieces.append(text[start:])
+    return pieces
 
 
 def _encoded_ahead(
-    tok: LoadedTokenizer, batches: Iterator[list[str]]
-) -> Iterator[tuple[list[int], int]]:
-    """``tok.encode_lines`` of each batch, in order, by threads working ahead of the reader."""
+    tok: LoadedTokenizer, groups: Iterator[tuple[list[str], bool, bool]]
+) -> Iterator[tuple[list[int], int, bool, bool]]:
+    """``(ids, separator, opens, closes)``: ``tok.encode_lines`` of each group's lines, in
+    order, by threads working ahead of the reader."""
     from concurrent.futures import ThreadPoolExecutor
 
     workers = min(2, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers, thread_name_prefix="llmpath-encode") as pool:
-        pending: deque[Future[tuple[list[int], int]]] = deque()
+        pending: deque[tuple[Future[tuple[list[int], int]], bool, bool]] = deque()
+
+        def done() -> tuple[list[int], int, bool, bool]:
+            future, opens, closes = pending.popleft()
+            ids, separator = future.result()
+            return ids, separator, opens, closes
+
         try:
-            for lines in batches:
-                pending.append(pool.submit(tok.encode_lines, lines))
+            for lines, opens, closes in groups:
+                pending.append((pool.submit(tok.encode_lines, lines), opens, closes))
                 if len(pending) > workers:
-                    yield pending.popleft().result()
+                    yield done()
             while pending:
-                yield pending.popleft().result()
+                yield done()
         finally:
-            for future in pending:
+            for future, _, _ in pending:
                 future.cancel()
 
 

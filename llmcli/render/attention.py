@@ -158,8 +158,6 @@ def emit(
         _write_array(run, maps, fmt, output, precision)
         return
     if fmt in ("html", "png"):
-        if output is None:
-            raise UsageError(f"-f {fmt} needs -o FILE.{fmt}")
         from llmcli.render import attention_pictures as pictures
 
         with open_output(output, binary=True) as fh:
@@ -196,9 +194,7 @@ def _write_array(
     array is never held in memory, only the layer at hand."""
     import zipfile
 
-    if precision not in ("float32", "float16"):
-        raise UsageError("--precision is float32 or float16")
-    dtype = np.dtype(np.float16 if precision == "float16" else np.float32)
+    dtype = np.dtype(precision)  # float32 or float16
     shape = run.shape()
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
               "shape": shape}  # fmt: skip

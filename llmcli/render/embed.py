@@ -10,7 +10,6 @@ from typing import IO, Any
 import numpy as np
 
 from llmcli.core.embed import EmbedResult, KindResult, higher_is_nearer
-from llmcli.errors import UsageError
 from llmcli.render.output import console, open_output, write_json, write_jsonl
 
 KIND_TITLES = {
@@ -150,8 +149,6 @@ def _vectors_kind(result: EmbedResult) -> KindResult:
 
 def emit(result: EmbedResult, fmt: str, output: Path | None) -> None:
     if fmt == "png":
-        if output is None:
-            raise UsageError("-f png needs -o FILE.png")
         with open_output(output, binary=True) as fh:
             draw_png(result, fh)
         return

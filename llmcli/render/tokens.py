@@ -57,7 +57,7 @@ def shown_text(record: TokenRecord) -> str:
     return visible(record.text)
 
 
-def strip(records: Sequence[TokenRecord], text: str | None = None) -> Any:
+def token_strip(records: Sequence[TokenRecord], text: str | None = None) -> Any:
     """The text cut into tokens, each on its own background colour.
 
     With the input ``text``, each token shows the characters it covers (so a
@@ -111,7 +111,7 @@ def render_table(
         if count < MAX_TABLE_ROWS:
             shown.append(record)
         count += 1
-    console.print(strip(shown, source.text))
+    console.print(token_strip(shown, source.text))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold")
     table.add_column("#", justify="right", style="dim")
     table.add_column("token")
@@ -165,7 +165,7 @@ def render_comparison(
     for label, vocab, records in results:
         shown = records[:MAX_TABLE_ROWS]
         ids = " ".join(str(r.id) for r in shown)
-        table.add_row(label, f"{vocab:,}", str(len(records)), strip(shown, text), ids)
+        table.add_row(label, f"{vocab:,}", str(len(records)), token_strip(shown, text), ids)
     console.print(table)
     console.print(f"{len(text):,} characters, {len(text.encode('utf-8', 'surrogatepass')):,} bytes")
 
@@ -249,13 +249,19 @@ def emit_id_lines(batches: Iterable[IdLines], output: Path | None) -> None:
 
 
 def id_lines_text(batch: IdLines) -> str:
-    """The lines of a batch, each ended by a line break: ``"1026 338\\n64\\n"``."""
+    """The lines of a batch, each ended by a line break: ``"1026 338\\n64\\n"``.
+
+    A batch whose last line goes on in the next (``closes`` false) ends with a space
+    instead, and the next (``opens`` false) goes on from there.
+    """
     before = "".join(f"{i} " for i in batch.before)
     after = "".join(f"{i} " for i in batch.after)
     words = _id_words(batch.separator, after + "\n" + before)
-    text = before + "".join(map(words, batch.ids)) + after
+    text = (before if batch.opens else "") + "".join(map(words, batch.ids))
+    if not batch.closes:
+        return text.replace(" \n", "\n")
     # Each ID is written with a space after it: drop the space that ends a line.
-    return text.replace(" \n", "\n").removesuffix(" ") + "\n"
+    return (text + after).replace(" \n", "\n").removesuffix(" ") + "\n"
 
 
 def emit_decoded(texts: Iterable[str], fmt: str | None, output: Path | None) -> None:

@@ -84,16 +84,6 @@ def direct_contextual(folder: Path, words: list[str], normalize: bool) -> np.nda
 # --- fixtures -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def wp(wordpiece_dir):
-    return LoadedTokenizer.from_folder("tinywp", wordpiece_dir)
-
-
-@pytest.fixture(scope="module")
-def bpe(bpe_dir):
-    return LoadedTokenizer.from_folder("tinybpe", bpe_dir)
-
-
 def _load(folder: Path):
     from llmcli.models.loader import load_model
 

@@ -104,7 +104,7 @@ def test_chunks_without_a_safe_pre_tokenizer_are_the_whole_text():
     ],
 )
 def test_safe_cut(buf, cut):
-    assert inputs._safe_cut(buf) == cut
+    assert inputs.safe_cut(buf) == cut
 
 
 def test_text_source_routes(tmp_path, monkeypatch):
@@ -177,3 +177,45 @@ def test_read_id_input_errors(text, message):
     with pytest.raises(InputError) as exc:
         ids_of(text)
     assert message in str(exc.value)
+
+
+# --- the first tokens of a long text (attention --truncate) ------------------------------
+
+
+class _Spy:
+    """A tokenizer's ``hf`` that records how many characters each encode was given."""
+
+    def __init__(self, hf):  # type: ignore[no-untyped-def]
+        self.hf, self.lengths = hf, []
+
+    def encode(self, text, add_special_tokens=True):  # type: ignore[no-untyped-def]
+        self.lengths.append(len(text))
+        return self.hf.encode(text, add_special_tokens=add_special_tokens)
+
+
+@pytest.mark.parametrize("keep", [1, 5, 64, 300])
+def test_first_tokens_are_the_whole_texts_first_tokens(bpe, bert_tokenizer_dir, keep):
+    from llmcli.models.tokenizer import LoadedTokenizer
+
+    text = ("It's a blue sundress.  naïve café 日本語 🙂\n\tx  =  f(y)\r\n" * 400)[:-3]
+    for tok in (bpe, LoadedTokenizer.from_folder("tinybert", bert_tokenizer_dir)):
+        for wrap in (tok.wrap(special=True), tok.wrap(special=True, bos=True, eos=True)):
+            whole = wrap.around(tok.hf.encode(text, add_special_tokens=False).ids)
+            assert inputs.first_tokens(tok, text, wrap, keep) == whole[:keep]
+    short = "a cat"
+    assert inputs.first_tokens(bpe, short, bpe.wrap(special=True), 300) == (
+        bpe.hf.encode(short, add_special_tokens=False).ids
+    )
+
+
+def test_first_tokens_read_only_a_prefix_of_a_long_text(bpe_dir):
+    from llmcli.models.tokenizer import LoadedTokenizer
+
+    tok = LoadedTokenizer.from_folder("tinybpe", bpe_dir)
+    spy = _Spy(tok.hf)
+    tok.hf = spy
+    text = "the cat sat on the mat. " * 50_000  # 1.2 million characters
+    ids = inputs.first_tokens(tok, text, tok.wrap(special=False), 64)
+    assert len(ids) == 64
+    assert max(spy.lengths) <= 1 << 13  # a few thousand characters, not the text
+    assert ids == spy.hf.encode(text[:10_000], add_special_tokens=False).ids[:64]

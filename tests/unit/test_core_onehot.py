@@ -12,17 +12,6 @@ from llmcli.core import onehot as core
 from llmcli.core.inputs import TextSource
 from llmcli.core.tokenize import tokenize
 from llmcli.errors import InputError
-from llmcli.models.tokenizer import LoadedTokenizer
-
-
-@pytest.fixture(scope="module")
-def bpe(bpe_dir):
-    return LoadedTokenizer.from_folder("tinybpe", bpe_dir)
-
-
-@pytest.fixture(scope="module")
-def wp(wordpiece_dir):
-    return LoadedTokenizer.from_folder("tinywp", wordpiece_dir)
 
 
 def rows_for(ids: list[int], vocab: int) -> list[core.OneHot]:

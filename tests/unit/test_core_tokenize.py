@@ -23,16 +23,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def bpe(bpe_dir):
-    return LoadedTokenizer.from_folder("tinybpe", bpe_dir)
-
-
-@pytest.fixture(scope="module")
-def wp(wordpiece_dir):
-    return LoadedTokenizer.from_folder("tinywp", wordpiece_dir)
-
-
 def test_loaded_tokenizer_facts(bpe, bpe_ref, wp, wordpiece_ref):
     eot = bpe_ref.token_to_id(EOT)
     assert bpe.vocab_size == bpe_ref.get_vocab_size(with_added_tokens=True)

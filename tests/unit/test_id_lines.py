@@ -19,16 +19,6 @@ LINES = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def bpe(bpe_dir):
-    return LoadedTokenizer.from_folder("tinybpe", bpe_dir)
-
-
-@pytest.fixture(scope="module")
-def wp(wordpiece_dir):
-    return LoadedTokenizer.from_folder("tinywp", wordpiece_dir)
-
-
 def expected(tok: LoadedTokenizer, lines: list[str]) -> list[list[int]]:
     return [tok.hf.encode(line, add_special_tokens=False).ids for line in lines]
 
@@ -120,3 +110,22 @@ def test_bad_utf8_is_reported_with_its_offset(bpe, monkeypatch):
     with pytest.raises(InputError) as exc:
         list(core.stream_id_lines(bpe, src))
     assert str(exc.value) == f"in.txt is not valid UTF-8: byte 0xff at byte offset {300 + 4}"
+
+
+@pytest.mark.parametrize("size", [16, 64, 1000])
+def test_a_long_line_comes_in_pieces_with_the_ids_of_the_whole(bpe, bert_tokenizer_dir, tmp_path,
+                                                               monkeypatch, size):  # fmt: skip
+    monkeypatch.setattr(core, "ID_BATCH_BYTES", size)
+    long = "It's a blue sundress.  naïve café 日本語 🙂 x=f(y)\t<|endoftext|> z " * 40
+    lines = ["short", long, "", long.strip(), "end"]
+    for tok in (bpe, LoadedTokenizer.from_folder("tinybert", bert_tokenizer_dir)):
+        wrap = tok.wrap(special=True, bos=True, eos=True)
+        whole = [wrap.around(ids) for ids in expected(tok, lines)]
+        batches = list(core.stream_id_batches(tok, source(lines), wrap))
+        assert any(not b.closes for b in batches)  # the long lines did come in pieces
+        assert list(core.stream_id_lines(tok, source(lines), wrap)) == whole
+        out = tmp_path / "ids.txt"
+        emit_id_lines(iter(batches), out)
+        assert out.read_text(encoding="utf-8") == "".join(
+            " ".join(map(str, ids)) + "\n" for ids in whole
+        )

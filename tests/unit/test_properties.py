@@ -41,11 +41,6 @@ TEXT = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
-def bpe(bpe_dir):
-    return LoadedTokenizer.from_folder("tinybpe", bpe_dir)
-
-
 @PROPERTY
 @given(text=TEXT)
 def test_onehot_of_the_tokens_agrees_with_the_ids(bpe, bpe_ref, text):
