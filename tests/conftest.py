@@ -123,6 +123,43 @@ def wordpiece_ref(wordpiece_dir: Path):  # type: ignore[no-untyped-def]
     return Tokenizer.from_file(str(wordpiece_dir / "tokenizer.json"))
 
 
+GPT2_WORDS = (b"at", b"he", b" t", b" the", b" c", b" cat", b"in", b"ing", b" s", b" sat", b"ou")
+
+
+@pytest.fixture(scope="session")
+def gpt2_ranks() -> dict[bytes, int]:
+    """Ranks shaped like GPT-2's: the 256 bytes, a few merges, then pairs up to 50,256
+    (so that <|endoftext|> is 50256, as in GPT-2)."""
+    import itertools
+
+    ranks = {bytes([b]): b for b in range(256)}
+    for word in GPT2_WORDS:
+        ranks[word] = len(ranks)
+    for a, b in itertools.product(range(33, 256), range(256)):
+        if len(ranks) == 50256:
+            break
+        ranks.setdefault(bytes([a, b]), len(ranks))
+    return ranks
+
+
+@pytest.fixture(scope="session")
+def tiktoken_dir(gpt2_ranks: dict[bytes, int], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GPT-2-shaped tokenizer folder as the store makes it from a ``.tiktoken`` file:
+    the ranks file (tiktoken) and the tokenizer.json made from it."""
+    import base64
+
+    from llmcli.models.convert import tiktoken_to_folder
+
+    folder = tmp_path_factory.mktemp("tiny") / "tinygpt"
+    folder.mkdir()
+    ranks_file = folder.parent / "ranks.tiktoken"
+    ranks_file.write_bytes(
+        b"".join(base64.b64encode(t) + b" %d\n" % r for t, r in gpt2_ranks.items())
+    )
+    tiktoken_to_folder(ranks_file, folder, context=64)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def bpe(bpe_dir: Path):  # type: ignore[no-untyped-def]
     """The tiny byte-level BPE tokenizer, loaded by llmpath."""

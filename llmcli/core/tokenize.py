@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 # costs little, small enough that the few batches held at once stay small. A line
 # longer than this many characters is encoded (and written) in pieces of about this size.
 ID_BATCH_BYTES = 1 << 18
+# Below this many bytes read, no bulk engine is even considered (``_encoded_ahead``).
+BULK_PROBE_BYTES = 1 << 20
 
 
 @dataclass(slots=True)
@@ -165,7 +167,7 @@ def stream_id_batches(
     # Found once here (it may load the engine), not by each worker thread.
     tok.line_separator  # noqa: B018
     groups = _line_groups(source, tok.splittable)
-    for ids, separator, opens, closes in _encoded_ahead(tok, groups):
+    for ids, separator, opens, closes in _encoded_ahead(tok, groups, source):
         yield IdLines(ids, separator, wrap.before, wrap.after, opens, closes)
 
 
@@ -210,13 +212,16 @@ def _pieces(text: str, size: int) -> list[str]:
 
 
 def _encoded_ahead(
-    tok: LoadedTokenizer, groups: Iterator[tuple[list[str], bool, bool]]
+    tok: LoadedTokenizer, groups: Iterator[tuple[list[str], bool, bool]], source: TextSource
 ) -> Iterator[tuple[list[int], int, bool, bool]]:
     """``(ids, separator, opens, closes)``: ``tok.encode_lines`` of each group's lines, in
-    order, by threads working ahead of the reader."""
+    order, by threads working ahead of the reader. Once ``source`` has given more than
+    the bulk engine's threshold, the bulk engine (``tok.bulk``) takes over: a short text
+    never pays its load."""
     from concurrent.futures import ThreadPoolExecutor
 
     workers = min(2, os.cpu_count() or 1)
+    bulk = False
     with ThreadPoolExecutor(workers, thread_name_prefix="llmpath-encode") as pool:
         pending: deque[tuple[Future[tuple[list[int], int]], bool, bool]] = deque()
 
@@ -227,7 +232,11 @@ def _encoded_ahead(
 
         try:
             for lines, opens, closes in groups:
-                pending.append((pool.submit(tok.encode_lines, lines), opens, closes))
+                if not bulk and source.nbytes > BULK_PROBE_BYTES:
+                    engine = tok.bulk  # loaded here, once, not by a worker thread
+                    bulk = engine is not None and source.nbytes >= engine.threshold
+                job = pool.submit(tok.encode_lines, lines, bulk=bulk)
+                pending.append((job, opens, closes))
                 if len(pending) > workers:
                     yield done()
             while pending:

@@ -12,7 +12,6 @@ import base64
 import dataclasses
 import hashlib
 import io
-import itertools
 import json
 import os
 import signal
@@ -215,23 +214,11 @@ def test_a_tar_with_unsafe_members_is_refused(cli, tmp_path, monkeypatch, store_
 # --- a tiktoken entry, shaped like GPT-2's --------------------------------------------------
 
 EOT_ID = 50256
-WORDS = (b"at", b"he", b" t", b" the", b" c", b" cat", b"in", b"ing", b" s", b" sat", b"ou")
-
-
-def gpt2_shaped_ranks() -> dict[bytes, int]:
-    ranks = {bytes([b]): b for b in range(256)}
-    for word in WORDS:
-        ranks[word] = len(ranks)
-    for a, b in itertools.product(range(33, 256), range(256)):
-        if len(ranks) == EOT_ID:
-            break
-        ranks.setdefault(bytes([a, b]), len(ranks))
-    return ranks
 
 
 @pytest.fixture(scope="module")
-def tinygpt_wheel(tmp_path_factory):
-    ranks = gpt2_shaped_ranks()
+def tinygpt_wheel(tmp_path_factory, gpt2_ranks):
+    ranks = gpt2_ranks
     data = b"".join(base64.b64encode(t) + b" %d\n" % r for t, r in ranks.items())
     terms = b"<html>Terms of the tiny model</html>"
     wheel = write_wheel(

@@ -1,0 +1,69 @@
+"""The bulk engine (fastokens) on the real vocabularies: exactly the reference's IDs.
+
+The reference is tiktoken on GPT-2's ranks and the ``tokenizers`` library on the
+store's tokenizer.json, as everywhere else in llmpath. A large input takes the engine
+end to end (``tokenize -f ids``), a short one never loads it.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+from adversarial import strings
+
+from llmcli.core.tokenize import IdLines
+from llmcli.models.tokenizer import BULK_THRESHOLD
+
+ENGINE_MODELS = ("gpt2", "smollm2", "gemma3-270m")
+# Letters new in Unicode 17: an engine with older tables cuts them otherwise.
+UNICODE_17 = (0x088F, 0x0C5C, 0x0CDC, 0xA7CE, 0xA7F1, 0x10940, 0x11DB0, 0x16EA0, 0x18D80,
+              0x1E6C0, 0x2B73A, 0x2CEA2, 0x323B0, 0x33479)  # fmt: skip
+
+
+def reference_lines(tok, texts):  # type: ignore[no-untyped-def]
+    if tok.tiktoken is not None:
+        return tok.tiktoken.encode_batch(texts, allowed_special="all")
+    return [e.ids for e in tok.hf.encode_batch_fast(texts, add_special_tokens=False)]
+
+
+@pytest.mark.parametrize("name", ENGINE_MODELS)
+def test_engine_equals_the_reference(loaded, name):
+    tok = loaded(name)
+    assert tok.bulk is not None and tok.bulk.name == "fastokens"
+    texts = [t.replace("\n", " ") for t in strings()]
+    texts += [f"{p}{chr(c)}{q}" for c in UNICODE_17 for p in [*string.punctuation, "'s", "a", " "]
+              for q in ("", p)]  # fmt: skip
+    ids, separator = tok.encode_lines(texts, bulk=True)
+    assert list(IdLines(ids, separator).lines()) == reference_lines(tok, texts)
+
+
+def test_minilm_has_no_engine(loaded):
+    assert loaded("minilm").bulk is None
+
+
+@pytest.fixture(scope="module")
+def large_file(stdlib_text: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """More than the engine's threshold: the standard library's text, adversarial lines
+    with literal special tokens, and bytes SmolLM2's vocabulary has no token for."""
+    path = tmp_path_factory.mktemp("large") / "large.txt"
+    parts = [stdlib_text.read_bytes().decode("utf-8")]
+    extra = "\n".join(t.replace("\n", " ").replace("\r", " ") for t in strings(3000)) + "\n"
+    extra += "<|endoftext|>\nbefore<|endoftext|>after\n\U000f3392 \U0004348c\n"
+    while sum(map(len, parts)) < BULK_THRESHOLD * 1.3:
+        parts.append(extra)
+    path.write_bytes("".join(parts).encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("name", ("gpt2", "smollm2"))
+def test_a_large_file_takes_the_engine_with_the_same_ids(llmpath, loaded, large_file, name):
+    tok = loaded(name)
+    out = llmpath(["tokenize", "-m", name, "-f", "ids", "--file", str(large_file)]).stdout
+    lines = large_file.read_bytes().decode("utf-8").split("\n")[:-1]
+    got = out.split("\n")
+    assert got.pop() == ""
+    assert got == [" ".join(map(str, ids)) for ids in reference_lines(tok, lines)]
+    eot = str(tok.hf.token_to_id("<|endoftext|>"))
+    assert any(line == eot for line in got)  # a literal special token is its special ID
