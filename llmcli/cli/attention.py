@@ -105,9 +105,7 @@ def attention(
     run = core.plan(config, resolved.label, tok, token_ids, layers=layer, heads=head,
                     aggregate=aggregate.value)  # fmt: skip
     if fmt_name in ("html", "png"):
-        from llmcli.render import attention_pictures as pictures
-
-        pictures.check_size(run, fmt_name)  # before the weights load
+        render.check_size(run, fmt_name)  # before the weights load
     note = ""
     if (
         fmt_name == "table"

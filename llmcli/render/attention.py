@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from llmcli.core.attention import AttentionMap, AttentionRun, top_k
 from llmcli.errors import UsageError
+from llmcli.render.attention_words import kind_line, rollout_layers
 from llmcli.render.output import console, open_output, write_json
 from llmcli.render.tokens import visible
 
@@ -24,34 +25,6 @@ LABEL_WIDTH = 14
 def _label(run: AttentionRun, i: int) -> str:
     text = visible(run.tokens[i].text) or run.tokens[i].token
     return text if len(text) <= 10 else text[:9] + "…"
-
-
-def spans(values: Sequence[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
-    parts: list[str] = []
-    for value in values:
-        if parts and value == int(parts[-1].rsplit("-", 1)[-1]) + 1:
-            parts[-1] = f"{parts[-1].split('-')[0]}-{value}"
-        else:
-            parts.append(str(value))
-    return ", ".join(parts)
-
-
-def rollout_layers(run: AttentionRun) -> str:
-    """``all 30 layers`` or ``layers 2-5`` (of 30): the layers a rollout multiplied."""
-    if len(run.layers) == run.n_layers:
-        return f"all {run.n_layers} layers"
-    which = "layers" if len(run.layers) > 1 else "layer"
-    return f"{which} {spans(run.layers)} of 0-{run.n_layers - 1}"
-
-
-def kind_line(run: AttentionRun) -> str:
-    how = (
-        "a decoder: masked (causal) attention, each token sees itself and earlier tokens"
-        if run.kind == "decoder"
-        else "an encoder: each token attends in both directions"
-    )
-    return f"{run.model} is {how}. {run.n_layers} layers x {run.n_heads} heads."
 
 
 def _grid(run: AttentionRun, amap: AttentionMap) -> Any:
@@ -149,6 +122,18 @@ def records(
         yield record
 
 
+def check_size(run: AttentionRun, fmt: str) -> None:
+    """Refuse, before the model runs, an HTML page or a PNG too large to be of use."""
+    if fmt == "html":
+        from llmcli.render import attention_pictures
+
+        attention_pictures.check_size(run)
+    elif fmt == "png":
+        from llmcli.render import attention_png
+
+        attention_png.check_size(run)
+
+
 def emit(
     run: AttentionRun, maps: Iterator[AttentionMap], fmt: str, output: Path | None, *,
     precision: str = "float32", top: int = 0, shown_note: str = "",
@@ -157,14 +142,17 @@ def emit(
     if fmt in ("npy", "npz"):
         _write_array(run, maps, fmt, output, precision)
         return
-    if fmt in ("html", "png"):
-        from llmcli.render import attention_pictures as pictures
+    if fmt == "html":
+        from llmcli.render.attention_pictures import html_page
 
         with open_output(output, binary=True) as fh:
-            if fmt == "html":
-                fh.write(pictures.html_page(run, list(maps)).encode("utf-8"))
-            else:
-                pictures.png_grid(run, list(maps), fh)
+            fh.write(html_page(run, list(maps)).encode("utf-8"))
+        return
+    if fmt == "png":
+        from llmcli.render.attention_png import png_grid
+
+        with open_output(output, binary=True) as fh:
+            png_grid(run, list(maps), fh)
         return
     with open_output(output) as fh:
         if fmt == "table":

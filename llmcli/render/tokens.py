@@ -57,6 +57,12 @@ def shown_text(record: TokenRecord) -> str:
     return visible(record.text)
 
 
+def token_label(record: TokenRecord) -> str:
+    """How a token is labelled in a page or picture: its text with spaces and newlines
+    made visible (``·cat``), or the token itself where that text is empty."""
+    return shown_text(record) or record.token
+
+
 def token_strip(records: Sequence[TokenRecord], text: str | None = None) -> Any:
     """The text cut into tokens, each on its own background colour.
 

@@ -1,18 +1,16 @@
 """The self-contained HTML page of ``llmpath walk``: every step of a walk, drawn.
 
-The page is made of package data in ``llmcli/render/assets``: ``walk.html`` (the
-skeleton, with ``/*__NAME__*/`` placeholders), ``page.css`` and ``components.js``
-(shared with the other pages: colour scales, heatmaps, token labels, vector strips,
-probability bars) and ``walk.js`` (this page). The walk travels in a JSON block that
-no text can break out of (``script_json``), and nothing is loaded from outside, so the
-file works offline.
+The page is made of package data in ``llmcli/render/assets``: ``page.html``, ``page.css``
+and ``components.js`` (shared with the other pages: the document, colour scales,
+heatmaps, token labels, vector strips, probability bars), and ``walk.html`` (the body,
+with ``/*__NAME__*/`` placeholders), ``walk.css`` and ``walk.js`` (this page). The walk travels in a
+JSON block that no text can break out of (``script_json``), and nothing is loaded from
+outside, so the file works offline.
 """
 
 from __future__ import annotations
 
-import html
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,14 +20,13 @@ from llmcli.core.tokenize import TokenRecord
 from llmcli.core.walk import WalkPlan
 from llmcli.core.walk.records import Walk
 from llmcli.errors import UsageError
-from llmcli.render.attention_pictures import HTML_MAX_VALUES, token_label
-from llmcli.render.page import asset, script_json
+from llmcli.render.page import HTML_MAX_VALUES, asset, assets, document, script_json
+from llmcli.render.tokens import token_label
 
 Describe = Callable[[int], tuple[str, str, str, bool]]
 
 DECIMALS = 4  # attention scores and weights, and probabilities
 VECTOR_DECIMALS = 6
-PLACEHOLDER = re.compile(r"/\*__([A-Z]+)__\*/")
 
 
 def plain(value: Any) -> Any:
@@ -116,14 +113,11 @@ def html_page(walk: Walk, describe: Describe) -> str:
     ``walk`` is best run with ``lens="all"``: the logit-lens grid needs every token.
     """
     fields = {
-        "TITLE": html.escape(f"walk · {walk.model}"),
-        "CSS": asset("page.css"),
         "COMPONENTS": asset("components.js"),
         "JS": asset("walk.js"),
         "DATA": script_json(page_data(walk, describe)),
     }
-    # One pass over the skeleton: what is filled in is never searched again.
-    return PLACEHOLDER.sub(lambda m: fields[m.group(1)], asset("walk.html"))
+    return document(f"walk · {walk.model}", assets("page.css", "walk.css"), "walk.html", fields)
 
 
 def check_size(plan: WalkPlan) -> None:

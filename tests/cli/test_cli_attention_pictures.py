@@ -12,12 +12,14 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from llmcli.core.attention import AttentionMap, AttentionRun
 from llmcli.core.tokenize import TokenRecord
 from llmcli.errors import UsageError
 from llmcli.render import attention_pictures as pictures
+from llmcli.render import attention_png
 
 TEXT = "The cat sat on the mat."
 MARKUP = "</script><script>alert(1)</script> <b>bold</b> & <!-- x -->"
@@ -227,7 +229,7 @@ def test_png_of_an_encoder_and_of_rollout(cli, tiny_bert_dir, tmp_path):
 
 
 def test_png_with_too_many_maps_is_refused(cli, tiny_gpt2_dir, tmp_path, monkeypatch, one_error):
-    monkeypatch.setattr(pictures, "PNG_MAX_PANELS", 3)
+    monkeypatch.setattr(attention_png, "PNG_MAX_PANELS", 3)
     out = tmp_path / "many.png"
     result = cli("attention", TEXT, "-m", tiny_gpt2_dir, "-f", "png", "-o", out)
     line = one_error(result, 2, "at most 3 maps", "4 (2 layers x 2 heads)", "--layer")
@@ -238,10 +240,10 @@ def test_png_with_too_many_maps_is_refused(cli, tiny_gpt2_dir, tmp_path, monkeyp
 def test_png_grid_refuses_too_many_maps_itself():
     tokens = [TokenRecord(i, i, "a", "a", i, i + 1, "61", False) for i in range(3)]
     run = AttentionRun("m", "encoder", tokens, list(range(30)), list(range(9)), 30, 9, "none")
-    maps = [AttentionMap(layer, head, pictures.np.full((3, 3), 1 / 3, dtype="float32"))
+    maps = [AttentionMap(layer, head, np.full((3, 3), 1 / 3, dtype="float32"))
             for layer in range(30) for head in range(9)]  # fmt: skip
     with pytest.raises(UsageError, match="270 .30 layers x 9 heads.*--layer"):
-        pictures.png_grid(run, maps, io.BytesIO())
+        attention_png.png_grid(run, maps, io.BytesIO())
 
 
 # --- needs -o -----------------------------------------------------------------------------

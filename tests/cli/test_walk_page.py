@@ -101,9 +101,9 @@ def test_page_is_self_contained(walk_of, tiny_gpt2_dir):
 
 
 def test_assets_are_package_data():
-    for name in ("walk.html", "page.css", "components.js", "walk.js"):
+    for name in ("page.html", "walk.html", "page.css", "walk.css", "components.js", "walk.js"):
         assert walk_page.asset(name).strip()
-    for name in ("page.css", "components.js", "walk.js"):
+    for name in ("page.css", "walk.css", "components.js", "walk.js"):
         assert not re.search(r"</(script|style)", walk_page.asset(name), re.IGNORECASE)
 
 

@@ -192,10 +192,13 @@
     return clamp(Math.floor(440 / n), 3, 22);
   }
 
+  /* A value as a cell shows it: two decimals without the leading 0 (.43), "1", "0", or
+   * "\u00b7" for one that is not 0 but would show as .00. */
   function cellText(v) {
     if (v === 0) return "0";
-    if (Math.abs(v) >= 0.995 && Math.abs(v) < 1.005) return v > 0 ? "1" : "-1";
     const a = Math.abs(v);
+    if (a >= 0.995 && a < 1.005) return v > 0 ? "1" : "-1";
+    if (a < 0.005) return "\u00b7";
     const text = a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(2);
     return text.replace(/^(-?)0\./, "$1.");
   }
@@ -210,7 +213,8 @@
    * o.format(v): a value in the tooltip; o.numbers: write values in the cells
    * (by default when the cells are large); o.maskedText: written in masked cells;
    * o.markRow: a row outlined; o.tip(i, j, v) -> [main, sub]: the tooltip's text;
-   * o.onClick(i, j). Returns a div holding the canvas. */
+   * o.onHover(i, j): the pointer is over a cell; o.onClick(i, j). Returns a div holding
+   * the canvas. */
   function heatmap(o) {
     const values = o.values;
     const R = values.length;
@@ -226,10 +230,11 @@
     const numbers = o.numbers !== undefined ? o.numbers : cs >= 28;
     const probe = document.createElement("canvas").getContext("2d");
 
-    // The geometry: labels left of the rows, slanted above the columns.
-    const across = cs * Math.sin(SLANT);
-    const fs = showLabels ? clamp(Math.floor(Math.min(cs, across + 2)) - 2, 9, 13) : 10;
-    const step = Math.max(1, Math.ceil((fs + 2) / Math.min(cs, across)));
+    // The geometry: labels left of the rows, slanted above the columns, in the largest
+    // font (9 to 13 px) that fits between two slanted labels; past that, every step-th.
+    const across = cs * Math.sin(SLANT); // the room between two slanted column labels
+    const fs = showLabels ? clamp(Math.floor(across) - 2, 9, 13) : 10;
+    const step = Math.max(1, Math.ceil((fs + 2) / across));
     probe.font = fs + "px " + MONO;
     const iw = probe.measureText(String(Math.max(R, C) - 1)).width;
     let rw = 0;
@@ -362,7 +367,14 @@
       if (!cell) return;
       const [i, j] = cell;
       hctx.fillStyle = "rgba(255, 196, 0, 0.28)";
-      if (showLabels) hctx.fillRect(0, y0 + i * cs, x0 - 2, cs);
+      if (showLabels) { // the row's label and the column's, slanted
+        hctx.fillRect(0, y0 + i * cs, x0 - 2, cs);
+        hctx.save();
+        hctx.translate(x0 + (j + 0.5) * cs, y0 - 5);
+        hctx.rotate(-SLANT);
+        hctx.fillRect(-3, -fs / 2 - 2, colLabel + 4, fs + 4);
+        hctx.restore();
+      }
       hctx.strokeStyle = "rgba(255, 255, 255, 0.8)";
       hctx.lineWidth = 1;
       if (cs >= 4) {
@@ -379,6 +391,7 @@
       if (!cell) { hideTip(); return; }
       const [main, sub] = describe(cell[0], cell[1]);
       showTip(e.clientX, e.clientY, main, sub);
+      if (o.onHover) o.onHover(cell[0], cell[1]);
     });
     canvas.addEventListener("mouseleave", () => { drawHover(null); hideTip(); });
     if (o.onClick) {
@@ -436,14 +449,25 @@
   // --- tokens -------------------------------------------------------------------------
 
   /* Token labels in a row: o.sub[i] (a line under each, an ID say), o.special[i],
-   * o.mark (an index outlined), o.title(i) (the hover text), o.onClick(i). */
+   * o.masked[i] (drawn grey, as a masked cell), o.colour(i) (a background [r, g, b], the
+   * text in an ink that reads on it), o.mark (an index outlined), o.title(i) (the hover
+   * text), o.onClick(i). */
   function tokens(labels, o) {
     o = o || {};
     const box = el("div", "tokens");
     labels.forEach((label, i) => {
       const span = el("span", "tok");
       if (o.special && o.special[i]) span.classList.add("special");
+      if (o.masked && o.masked[i]) {
+        span.classList.add("masked");
+      } else if (o.colour) {
+        const c = o.colour(i);
+        span.classList.add("shaded");
+        span.style.background = css(c);
+        span.style.color = inkOn(c);
+      }
       if (i === o.mark) span.classList.add("marked");
+      if (o.onClick) span.classList.add("clickable");
       span.append(document.createTextNode(label));
       if (o.sub) span.append(el("small", "", o.sub[i]));
       if (o.title) span.title = o.title(i);
