@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 # costs little, small enough that the few batches held at once stay small. A line
 # longer than this many characters is encoded (and written) in pieces of about this size.
 ID_BATCH_BYTES = 1 << 18
-# Below this many bytes read, no bulk engine is even considered (``_encoded_ahead``).
-BULK_PROBE_BYTES = 1 << 20
 
 
 @dataclass(slots=True)
@@ -222,6 +220,7 @@ def _encoded_ahead(
 
     workers = min(2, os.cpu_count() or 1)
     bulk = False
+    threshold = tok.bulk_threshold
     with ThreadPoolExecutor(workers, thread_name_prefix="llmpath-encode") as pool:
         pending: deque[tuple[Future[tuple[list[int], int]], bool, bool]] = deque()
 
@@ -232,9 +231,8 @@ def _encoded_ahead(
 
         try:
             for lines, opens, closes in groups:
-                if not bulk and source.nbytes > BULK_PROBE_BYTES:
-                    engine = tok.bulk  # loaded here, once, not by a worker thread
-                    bulk = engine is not None and source.nbytes >= engine.threshold
+                if not bulk and threshold is not None and source.nbytes >= threshold:
+                    bulk = tok.bulk is not None  # loaded here, once, not by a worker thread
                 job = pool.submit(tok.encode_lines, lines, bulk=bulk)
                 pending.append((job, opens, closes))
                 if len(pending) > workers:

@@ -19,21 +19,25 @@ from llmcli.models.convert import GPT2_PATTERN, GPT2_SPECIAL, TIKTOKEN_FILE, byt
 from llmcli.models.resolve import ResolvedModel
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
-# From this many bytes of input, ``-f ids`` takes the bulk engine (``LoadedTokenizer.bulk``).
-BULK_THRESHOLD = 4 << 20
+# From this many bytes of input, ``-f ids`` takes the bulk engine (``LoadedTokenizer.bulk``):
+# where its load (0.45 s, and 100 MB for GPT-2's vocabulary) is won back. Measured here:
+# tiktoken (GPT-2) gives 7-10 MB/s on two threads, tokenizers (SmolLM2) 2-3 MB/s,
+# fastokens 25-45 MB/s; below 16 MB fastokens gains little over tiktoken.
+BULK_THRESHOLD = 16 << 20  # against tiktoken
+BULK_THRESHOLD_TOKENIZERS = 3 << 19  # against tokenizers: 1.5 MB
 
 
 class BulkEngine:
-    """A tokenizer engine for large inputs: its name, the input size (bytes) from which it
-    is worth its load, and ``lines(texts)``: the IDs of each text (special tokens in it
-    matched), flat, -1 between two texts, or None where it cannot encode one of them
-    (fastokens refuses a byte that has no token; tokenizers then does the batch). One
-    call at a time (the engine parallelizes on threads of its own)."""
+    """A tokenizer engine for large inputs: its name, and ``lines(texts)``: the IDs of each
+    text (special tokens in it matched), flat, -1 between two texts, or None where it
+    cannot encode one of them (fastokens refuses a byte that has no token, where
+    tokenizers drops it: tokenizers then does the batch). One call at a time (the engine
+    parallelizes on threads of its own)."""
 
-    def __init__(self, name: str, threshold: int, lines: Callable[[list[str]], list[int]]):
+    def __init__(self, name: str, lines: Callable[[list[str]], list[int]]):
         import threading
 
-        self.name, self.threshold, self._lines = name, threshold, lines
+        self.name, self._lines = name, lines
         self._lock = threading.Lock()
 
     def lines(self, texts: Sequence[str]) -> list[int] | None:
@@ -313,6 +317,16 @@ class LoadedTokenizer:
                 return ids, end
         return _flat(self._encode_each(lines)), -1
 
+    @property
+    def bulk_threshold(self) -> int | None:
+        """The input size (bytes) from which ``bulk`` is worth its load, known without
+        loading it; None where there is no bulk engine for this tokenizer's kind."""
+        if type(self.hf.model).__name__ != "BPE":
+            return None  # WordPiece (MiniLM): fastokens reads no BertNormalizer
+        if (self.folder / TIKTOKEN_FILE).is_file():
+            return BULK_THRESHOLD
+        return BULK_THRESHOLD_TOKENIZERS
+
     @cached_property
     def bulk(self) -> BulkEngine | None:
         """The engine for a large input in this vocabulary, or None.
@@ -321,18 +335,18 @@ class LoadedTokenizer:
         exactly tiktoken's and tokenizers' IDs (the tests check it against both, on
         adversarial text, every Unicode 17 letter and special tokens) and is many times
         faster on megabytes, but its load (about 0.5 s) is more than a short text takes
-        in all: ``BulkEngine.threshold`` is the input size from which it pays. A probe
+        in all: ``bulk_threshold`` is the input size from which it pays. A probe
         against ``tokenizers`` at load refuses it for a tokenizer it reads otherwise.
         (gigatoken, faster still on GPT-2, cuts Unicode 17's new letters otherwise than
         tiktoken does, ``'s`` + U+088F for one, so it is not used.)
         """
-        if type(self.hf.model).__name__ != "BPE":
-            return None  # WordPiece (MiniLM): fastokens reads no BertNormalizer
+        if self.bulk_threshold is None:
+            return None
         try:
             import fastokens
 
             fast = fastokens.Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-            engine = BulkEngine("fastokens", BULK_THRESHOLD, lambda texts: _flat_from_offsets(
+            engine = BulkEngine("fastokens", lambda texts: _flat_from_offsets(
                 *fast.encode_batch_flat(texts)
             ))  # fmt: skip
             probe = [*_PROBE_LINES, "<|endoftext|> x", "'s\u088f's", "\t's  \u3000e\u0301"]

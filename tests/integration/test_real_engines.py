@@ -14,7 +14,7 @@ import pytest
 from adversarial import strings
 
 from llmcli.core.tokenize import IdLines
-from llmcli.models.tokenizer import BULK_THRESHOLD
+from llmcli.models.tokenizer import LoadedTokenizer
 
 ENGINE_MODELS = ("gpt2", "smollm2", "gemma3-270m")
 # Letters new in Unicode 17: an engine with older tables cuts them otherwise.
@@ -45,24 +45,38 @@ def test_minilm_has_no_engine(loaded):
 
 @pytest.fixture(scope="module")
 def large_file(stdlib_text: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """More than the engine's threshold: the standard library's text, adversarial lines
-    with literal special tokens, and bytes SmolLM2's vocabulary has no token for."""
+    """The standard library's text, adversarial lines with literal special tokens, and
+    bytes SmolLM2's vocabulary has no token for: 4 MB."""
     path = tmp_path_factory.mktemp("large") / "large.txt"
-    parts = [stdlib_text.read_bytes().decode("utf-8")]
     extra = "\n".join(t.replace("\n", " ").replace("\r", " ") for t in strings(3000)) + "\n"
     extra += "<|endoftext|>\nbefore<|endoftext|>after\n\U000f3392 \U0004348c\n"
-    while sum(map(len, parts)) < BULK_THRESHOLD * 1.3:
-        parts.append(extra)
-    path.write_bytes("".join(parts).encode("utf-8"))
+    path.write_bytes((stdlib_text.read_bytes().decode("utf-8") + extra * 6).encode("utf-8"))
     return path
 
 
 @pytest.mark.parametrize("name", ("gpt2", "smollm2"))
-def test_a_large_file_takes_the_engine_with_the_same_ids(llmpath, loaded, large_file, name):
+def test_a_large_file_takes_the_engine_with_the_same_ids(cli, loaded, large_file, monkeypatch,
+                                                         tmp_path, name):  # fmt: skip
+    """End to end, with the engine's threshold lowered so that 4 MB is large (the real
+    ones are 16 MB for GPT-2, 1.5 MB for SmolLM2)."""
+    monkeypatch.setattr(LoadedTokenizer, "bulk_threshold", 1 << 20)
+    made = []
+    real_bulk = LoadedTokenizer.__dict__["bulk"].func
+
+    def counted(self):  # type: ignore[no-untyped-def]
+        if "made_bulk" not in self.__dict__:
+            made.append(self.label)
+            self.__dict__["made_bulk"] = real_bulk(self)
+        return self.__dict__["made_bulk"]
+
+    monkeypatch.setattr(LoadedTokenizer, "bulk", property(counted))
+    out = tmp_path / "ids.txt"
+    result = cli("tokenize", "-m", name, "-f", "ids", "--file", large_file, "-o", out)
+    assert result.code == 0, result.err
+    assert made  # the engine took over
     tok = loaded(name)
-    out = llmpath(["tokenize", "-m", name, "-f", "ids", "--file", str(large_file)]).stdout
     lines = large_file.read_bytes().decode("utf-8").split("\n")[:-1]
-    got = out.split("\n")
+    got = out.read_text(encoding="utf-8").split("\n")
     assert got.pop() == ""
     assert got == [" ".join(map(str, ids)) for ids in reference_lines(tok, lines)]
     eot = str(tok.hf.token_to_id("<|endoftext|>"))

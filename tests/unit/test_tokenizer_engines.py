@@ -90,7 +90,6 @@ def _counting(engine, calls):  # type: ignore[no-untyped-def]
 
 
 def test_a_large_input_takes_the_engine_with_the_same_ids(bpe_dir, tiktoken_dir, monkeypatch):
-    monkeypatch.setattr(core, "BULK_PROBE_BYTES", 1000)
     monkeypatch.setattr(core, "ID_BATCH_BYTES", 2000)
     text = "\n".join(t.replace("\r", "").replace("\n", " ") for t in ADVERSARIAL[1:400]) + "\n"
     for folder in (bpe_dir, tiktoken_dir):
@@ -98,7 +97,7 @@ def test_a_large_input_takes_the_engine_with_the_same_ids(bpe_dir, tiktoken_dir,
         engine = tok.bulk
         assert engine is not None
         calls: list[int] = []
-        monkeypatch.setattr(engine, "threshold", 1000)
+        monkeypatch.setattr(LoadedTokenizer, "bulk_threshold", 1000)
         monkeypatch.setattr(engine, "lines", _counting(engine, calls))
         got = list(core.stream_id_lines(tok, TextSource("argument", text=text)))
         assert calls  # the engine did take over
