@@ -203,8 +203,9 @@ def startup(report: Report, py: str, script: str, env: dict[str, str], runs: int
     rows = []
     for i, ((label, _), median) in enumerate(zip(commands, medians, strict=True)):
         ratio = median / anchor
-        met = "met" if ratio <= STARTUP_TARGET else "NOT met"
-        target = f"≤ {STARTUP_TARGET}x: {met}" if i else ""
+        limit = HELP_TARGET if label == "llmpath --help" else STARTUP_TARGET
+        met = "met" if ratio <= limit else "NOT met"
+        target = f"≤ {limit}x: {met}" if i else ""
         rows.append([f"`{label}`", f"{median * 1000:.0f} ms", f"{ratio:.2f}x", target])
     report.table(
         f"Start-up (median of {runs} runs after {warmups} warm-ups, stdout to a pipe)",
