@@ -104,8 +104,9 @@ def attention(
     token_ids = core.prepare_ids(token_ids, config, resolved.label, truncate=truncate)
     run = core.plan(config, resolved.label, tok, token_ids, layers=layer, heads=head,
                     aggregate=aggregate.value)  # fmt: skip
+    core.check_memory(run)  # before the weights load
     if fmt_name in ("html", "png"):
-        render.check_size(run, fmt_name)  # before the weights load
+        render.check_size(run, fmt_name)
     note = ""
     if (
         fmt_name == "table"

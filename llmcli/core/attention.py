@@ -107,6 +107,36 @@ class AttentionRun:
         return (len(self.layers), heads, t, t)
 
 
+def check_memory(run: AttentionRun, available: int | None = None) -> None:
+    """Refuse, with one line, a run whose attention weights cannot fit in memory.
+
+    transformers hands back every layer's weights at once (``output_attentions``): layers
+    x heads x tokens² float32 values, whatever ``--layer`` and ``--head`` keep. 8,192
+    tokens of SmolLM2 are 72 GB of them. ``available``: bytes free (default: the
+    system's ``MemAvailable``; no check where it is not known).
+    """
+    need = 4 * run.n_layers * run.n_heads * run.n_tokens**2
+    free = available if available is not None else _available_memory()
+    if free is not None and need > free:
+        raise InputError(
+            f"the attention weights of {run.n_tokens:,} tokens take about {need / 2**30:.1f} GiB "
+            f"({run.n_layers} layers x {run.n_heads} heads x {run.n_tokens:,}²), and "
+            f"{free / 2**30:.1f} GiB is free: give fewer tokens"
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory free for a new allocation (Linux's ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def context_size(config: dict[str, Any]) -> int | None:
     for key in ("max_position_embeddings", "n_positions", "max_seq_len"):
         value = config.get(key)

@@ -10,9 +10,9 @@ must work, print the fragment on stdout and nothing on stderr.
 
 In the arguments, ``{BPE}``, ``{WP}``, ``{GPT2}`` and ``{BERT}`` stand for the tiny
 tokenizer and model folders, ``{F}`` for a folder of prepared input files and
-``{OUT}`` for an empty output folder. Rows for the commands that load no weights
-(tokenize, onehot, pull, models) run in a real process; the others run in this
-process (``cli``), where loading torch once keeps the table fast.
+``{OUT}`` for an empty output folder. Every row runs in this process (``cli``), where
+loading torch once keeps the table fast; tests/cli/test_cli_errors.py checks the same
+one-line errors in a real process.
 
 tests/README.md lists these rows with the messages seen.
 """
@@ -233,8 +233,6 @@ NEEDS_MODES = {
     "embed-unreadable-file", "attention-unreadable-file",
     "models-output-folder-without-permission",
 }  # fmt: skip
-# Commands that load no weights: cheap enough to run in a real process.
-IN_A_PROCESS = {"tokenize", "onehot", "pull", "models"}
 
 
 def _params() -> list[object]:
@@ -278,8 +276,7 @@ def listing(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize(("case", "args", "stdin", "code", "fragment"), _params())
 def test_bad_input(case, args, stdin, code, fragment, inputs_folder, tmp_path, bpe_dir,
-                   wordpiece_dir, tiny_gpt2_dir, tiny_bert_dir, cli, run_llmpath,
-                   one_error):  # fmt: skip
+                   wordpiece_dir, tiny_gpt2_dir, tiny_bert_dir, cli, one_error):  # fmt: skip
     out = tmp_path / "out"
     out.mkdir()
     names = {"BPE": bpe_dir, "WP": wordpiece_dir, "GPT2": tiny_gpt2_dir, "BERT": tiny_bert_dir,
@@ -291,8 +288,7 @@ def test_bad_input(case, args, stdin, code, fragment, inputs_folder, tmp_path, b
         return text
 
     before = listing(inputs_folder)
-    run = run_llmpath if args[0] in IN_A_PROCESS else cli
-    result = run(*[fill(a) for a in args], stdin=b"" if stdin is None else stdin)
+    result = cli(*[fill(a) for a in args], stdin=b"" if stdin is None else stdin)
 
     assert "Traceback" not in result.err and "Traceback" not in result.out
     if code == 0:
@@ -306,26 +302,49 @@ def test_bad_input(case, args, stdin, code, fragment, inputs_folder, tmp_path, b
     assert listing(inputs_folder) == before
 
 
-# --- a 10 MB line ------------------------------------------------------------------------------
+# --- a line of 1 MB, read in blocks a tenth of the usual size -------------------------------------
 
 # Starts with a space and ends on a full stop: the pieces of one copy never join the next,
 # so the IDs of n copies are the IDs of one, n times (checked below on the library itself).
 UNIT = " It's a blue sundress. 日本語 🙂 The cat sat on the mat."
+# The line is a tenth of 10 MB, and so are the block, chunk and batch sizes it is read,
+# tokenized and written in: it spans as many of them as a 10 MB line does by default.
+SCALE = 10
 
 
 @pytest.fixture(scope="module")
 def ten_mb_line(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    """A file holding one line of 10 MB, and how many copies of UNIT it holds."""
-    copies = 10_000_000 // len(UNIT.encode()) + 1
-    path = tmp_path_factory.mktemp("ten-mb") / "line.txt"
+    """A file holding one line of 1 MB (a tenth of 10 MB), and how many copies of UNIT
+    it holds."""
+    copies = 10_000_000 // SCALE // len(UNIT.encode()) + 1
+    path = tmp_path_factory.mktemp("long-line") / "line.txt"
     path.write_text(UNIT * copies, encoding="utf-8")
-    assert path.stat().st_size >= 10_000_000
+    assert path.stat().st_size >= 10_000_000 // SCALE
     return path, copies
 
 
-def _llmpath(*args: object) -> list[str]:
-    return [sys.executable, "-m", "llmcli", *(str(a) for a in args)]
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text read in blocks, records made in chunks, IDs written in batches a tenth of
+    their usual size, in this process."""
+    from llmcli.core import inputs, tokenize
 
+    source = inputs.TextSource
+    for method in (source.blocks, source.line_batches, source.chunks):
+        monkeypatch.setattr(method, "__defaults__", (inputs.BLOCK // SCALE,))
+    monkeypatch.setattr(tokenize, "RECORD_CHUNK_CHARS", tokenize.RECORD_CHUNK_CHARS // SCALE)
+    monkeypatch.setattr(tokenize, "ID_BATCH_BYTES", tokenize.ID_BATCH_BYTES // SCALE)
+
+
+# ``python -c SMALL_CHUNKS ARGS``: llmpath ARGS, its records made in chunks of a tenth of
+# the usual size.
+SMALL_CHUNKS = f"""
+import sys
+from llmcli.core import tokenize
+tokenize.RECORD_CHUNK_CHARS //= {SCALE}
+from llmcli.cli import main
+main(sys.argv[1:])
+"""
 
 # Runs a command and reports its peak memory (KiB on Linux) on the last line of stderr.
 # The command is started from this small process: a child forked from pytest itself
@@ -344,10 +363,11 @@ def test_a_10_mb_line_is_tokenized_as_it_streams(ten_mb_line, bpe_dir, bpe_ref):
     path, copies = ten_mb_line
     unit = bpe_ref.encode(UNIT, add_special_tokens=False).ids
     assert bpe_ref.encode(UNIT * 3, add_special_tokens=False).ids == unit * 3
-    command = _llmpath("tokenize", "-m", bpe_dir, "--file", path, "-f", "jsonl")
-    proc = subprocess.Popen([sys.executable, "-c", PEAK, *command], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ))  # fmt: skip
+    command = [sys.executable, "-c", SMALL_CHUNKS,
+               "tokenize", "-m", bpe_dir, "--file", path, "-f", "jsonl"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", PEAK, *map(str, command)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ))  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None
     count, tail = 0, b""
     while block := proc.stdout.read(1 << 20):
@@ -362,34 +382,31 @@ def test_a_10_mb_line_is_tokenized_as_it_streams(ten_mb_line, bpe_dir, bpe_ref):
     assert last["index"] == count - 1 and last["id"] == unit[-1]
     assert last["end"] == len(UNIT) * copies
     if sys.platform.startswith("linux"):  # ru_maxrss is in KiB there
-        # About 80 MB here; tokenized whole, the line's encoding alone takes over 1 GB.
-        assert int(peak.split()[1]) < 400 * 1024, peak
+        # About 40 MB here, 32 MB of it for a one-sentence text; tokenized whole, the
+        # line takes 250 MB.
+        assert int(peak.split()[1]) < 120 * 1024, peak
 
 
-def test_the_ids_of_a_10_mb_line(ten_mb_line, bpe_dir, bpe_ref, run_llmpath):
+def test_the_ids_of_a_10_mb_line(ten_mb_line, bpe_dir, bpe_ref, cli, small_blocks):
     path, copies = ten_mb_line
     unit = " ".join(map(str, bpe_ref.encode(UNIT, add_special_tokens=False).ids))
-    result = run_llmpath("tokenize", "-m", bpe_dir, "--file", path, "-f", "ids", timeout=300)
+    result = cli("tokenize", "-m", bpe_dir, "--file", path, "-f", "ids")
     assert result.code == 0 and result.err == ""
     assert result.out == " ".join([unit] * copies) + "\n"
 
 
-def test_a_10_mb_line_is_past_the_context_unless_truncated(ten_mb_line, tiny_gpt2_dir, bpe_ref):
+def test_a_10_mb_line_is_past_the_context_unless_truncated(ten_mb_line, tiny_gpt2_dir, bpe_ref,
+                                                           cli, small_blocks):  # fmt: skip
     path, copies = ten_mb_line
     tokens = len(bpe_ref.encode(UNIT, add_special_tokens=False).ids) * copies
-    runs = [
-        subprocess.Popen(_llmpath("attention", "-m", tiny_gpt2_dir, "--file", path, "-f", "json",
-                                  *extra), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=dict(os.environ))
-        for extra in ([], ["--truncate"])
-    ]  # fmt: skip
-    (out, err), (truncated, truncated_err) = (p.communicate(timeout=600) for p in runs)
-    assert runs[0].returncode == 1 and out == b""
-    line = err.decode()
-    assert line == (f"Error: {tokens} tokens do not fit tinygpt2's context of 64: shorten the "
-                    "text or pass --truncate\n")  # fmt: skip
-    assert runs[1].returncode == 0, truncated_err.decode()
-    doc = json.loads(truncated)
+    args = ["attention", "-m", tiny_gpt2_dir, "--file", path, "-f", "json"]
+    result = cli(*args)
+    assert result.code == 1 and result.out == ""
+    assert result.err == (f"Error: {tokens} tokens do not fit tinygpt2's context of 64: shorten "
+                          "the text or pass --truncate\n")  # fmt: skip
+    truncated = cli(*args, "--truncate")
+    assert truncated.code == 0, truncated.err
+    doc = json.loads(truncated.out)
     expected = bpe_ref.encode(UNIT * 10, add_special_tokens=True).ids[:64]
     assert [t["id"] for t in doc["tokens"]] == expected
     assert [(m["layer"], m["head"]) for m in doc["maps"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]

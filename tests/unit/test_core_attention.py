@@ -460,3 +460,16 @@ def test_plan_describes_the_run_from_the_config(tiny, sentence_ids):
     assert [r.id for r in run.tokens] == ids
     assert run.tokens == records_for_ids(tok, ids)
     assert run.model == model.label
+
+
+def test_weights_that_cannot_fit_are_refused_before_the_run():
+    from llmcli.core.attention import AttentionRun, check_memory
+    from llmcli.core.tokenize import TokenRecord
+
+    tokens = [TokenRecord(i, 1, "a", "a", i, i + 1, "61", False) for i in range(1000)]
+    run = AttentionRun("tiny", "decoder", tokens, [0], [0], n_layers=30, n_heads=9,
+                       aggregate="none")  # fmt: skip
+    need = 4 * 30 * 9 * 1000**2  # every layer's weights, whatever is selected
+    check_memory(run, available=need)
+    with pytest.raises(InputError, match=r"1,000 tokens take about 1.0 GiB \(30 layers x 9 heads"):
+        check_memory(run, available=need - 1)
