@@ -118,6 +118,7 @@ GEN_TASK = "en-fr"
 SHOTS = (0, 1, 3)  # scoring
 GEN_SHOTS = 3
 DRAWS = ("lm-eval", "first", "nested")
+GEN_METHODS = ("loop", "llmpath", "generate", "stream")
 TIME_TARGET = 1.1  # llmpath's time at most this times the direct transformers code's
 MEMORY_TARGET = 1.3  # llmpath's peak RSS at most this times the direct code's
 LOGPROB_TOLERANCE = 1e-4  # largest accepted |difference| of a choice's log-likelihood
@@ -307,7 +308,42 @@ else:
             out_ids.append(kept)
         return out_ids
 
-    step_fn = loop if method == "loop" else hf_generate
+    if method == "stream":
+        # What a terminal command would do with generate: a streamer that decodes each
+        # step as it comes, and a stop-string criterion (one that never matches here, so
+        # that every method produces the same tokens; its check still runs each step).
+        from transformers import AutoTokenizer
+        from transformers.generation.streamers import BaseStreamer
+
+        hf_tok = AutoTokenizer.from_pretrained(job["folder"])
+
+        class Sink(BaseStreamer):
+            def __init__(self):
+                self.texts = []
+
+            def put(self, value):
+                self.texts.append(tok.decode(value.reshape(-1).tolist()))
+
+            def end(self):
+                pass
+
+        def hf_stream(chunk, n):
+            ids, mask = padded(chunk)
+            with torch.inference_mode():
+                got = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                     max_new_tokens=n, pad_token_id=pad, streamer=Sink(),
+                                     stop_strings=["\x00\x00"], tokenizer=hf_tok)
+            out_ids = []
+            for row in got[:, ids.shape[1]:].tolist():
+                kept = []
+                for token in row:
+                    if token in eos:
+                        break
+                    kept.append(token)
+                out_ids.append(kept)
+            return out_ids
+
+    step_fn = {"loop": loop, "generate": hf_generate}.get(method) or hf_stream
 
     def run(ps, n):
         out = []
@@ -637,7 +673,7 @@ def gen_runs(
 ) -> dict[tuple[str, int], dict[str, Any]]:  # fmt: skip
     """Every (method, batch) once per round, each in a fresh process; the order alternates."""
     results: dict[tuple[str, int], dict[str, Any]] = {}
-    jobs = [(m, b) for b in (1, 8) for m in ("loop", "llmpath", "generate")]
+    jobs = [(m, b) for b in (1, 8) for m in GEN_METHODS]
     for r in range(args.repeat):
         for method, batch in jobs if r % 2 == 0 else list(reversed(jobs)):
             work = tmp / f"gen-{method}-{batch}-{r}"
@@ -687,11 +723,12 @@ def summarize_generation(
         "loop": "transformers, plain loop with the cache (anchor)",
         "llmpath": "llmpath `LanguageModel.generate(..., stop=())`",
         "generate": "transformers `model.generate(do_sample=False)` (reference)",
+        "stream": "transformers `model.generate(..., streamer=..., stop_strings=[...])`",
     }
     rows, id_rows, notes = [], [], []
     for batch in (1, 8):
         anchor = results.get(("loop", batch))
-        for method in ("loop", "llmpath", "generate"):
+        for method in GEN_METHODS:
             got = results.get((method, batch))
             if got is None:
                 rows.append([names[method], batch, "failed", "", "", "", "", "", "", ""])
@@ -722,7 +759,7 @@ def summarize_generation(
                 notes.append(f"batch {batch}: llmpath/anchor time round by round: "
                              + ", ".join(f"{p:.2f}x" for p in pairs))  # fmt: skip
         ref = results.get(("loop", batch))
-        for method in ("llmpath", "generate"):
+        for method in GEN_METHODS[1:]:
             got = results.get((method, batch))
             if ref is None or got is None:
                 continue
