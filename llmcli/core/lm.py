@@ -288,11 +288,11 @@ class LanguageModel:
 
         Why a loop of our own rather than transformers' ``generate``: with what this needs
         (a streamer for ``on_text``, a stop-string criterion), ``generate`` was slower.
-        ``bench/bench_fewshot.py --only generation --quick`` (smollm2, 8 en-fr prompts, 16
-        new tokens, CPU, 2026-12-02), against a plain loop with the cache: this loop 0.94x
-        (batch 1) and 0.90x (batch 8) of its time; ``generate(streamer=..., stop_strings=
-        [...])`` 1.13x and 0.96x, that is 1.20x and 1.06x this loop's time; the same IDs
-        for every prompt. Both are outside the 5% within which ``generate`` would replace it.
+        Two runs of ``bench/bench_fewshot.py --only generation --quick`` (smollm2, 8 en-fr
+        prompts, 16 new tokens, CPU, 2026-12-02; the second is in bench/results-fewshot.md):
+        ``generate(streamer=..., stop_strings=[...])`` took 1.20x and 1.30x this loop's time
+        at batch 1, 1.06x and 1.41x at batch 8, with the same IDs for every prompt: outside
+        the 5% within which ``generate`` would replace it.
         """
         results: list[Generation] = []
         keys = list(range(len(prompts))) if keys is None else list(keys)
