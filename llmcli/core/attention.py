@@ -107,22 +107,60 @@ class AttentionRun:
         return (len(self.layers), heads, t, t)
 
 
+def _attention_modules(hf_model: Any, n_layers: int) -> tuple[int, list[Any]] | None:
+    """The model's attention modules, one a layer, and where their weights are in their
+    output: what transformers itself hooks to collect ``output_attentions``
+    (``_can_record_outputs["attentions"]``). None where it names none, or not one a layer."""
+    spec = (getattr(hf_model, "_can_record_outputs", None) or {}).get("attentions")
+    if spec is None:
+        return None
+    target = getattr(spec, "target_class", spec)
+    index = getattr(spec, "index", 1)
+    part = getattr(spec, "layer_name", None)
+    if not isinstance(target, type):
+        return None
+    found = [m for name, m in hf_model.named_modules()
+             if isinstance(m, target) and (part is None or part in name)]  # fmt: skip
+    return (index, found) if len(found) == n_layers else None
+
+
+def _heads(tensor: Any, heads: list[int]) -> np.ndarray[Any, Any]:
+    """``[head, query, key]`` of the selected heads, float32 on the host."""
+    return tensor[0, heads].float().cpu().numpy()
+
+
+def _keeper(kept: dict[int, Any], layer: int, index: int, heads: list[int]) -> Any:
+    """A forward hook that keeps the selected heads of a layer's attention weights."""
+
+    def hook(module: Any, args: Any, output: Any) -> None:
+        weights = output[index] if isinstance(output, tuple) and len(output) > index else None
+        kept[layer] = None if weights is None else _heads(weights, heads)
+
+    return hook
+
+
 def check_memory(run: AttentionRun, available: int | None = None) -> None:
     """Refuse, with one line, a run whose attention weights cannot fit in memory.
 
-    transformers hands back every layer's weights at once (``output_attentions``): layers
-    x heads x tokens² float32 values, whatever ``--layer`` and ``--head`` keep. 8,192
-    tokens of SmolLM2 are 72 GB of them. ``available``: bytes free (default: the
-    system's ``MemAvailable``; no check where it is not known).
+    A layer's weights (heads x tokens² float32 values) live while it runs, and the
+    selected layers' selected heads are kept (``maps``): 8,192 tokens of SmolLM2 take
+    2.3 GiB a layer, and all 30 layers x 9 heads of them 67.5 GiB. ``available``: bytes
+    free (default: the system's ``MemAvailable``; no check where it is not known).
     """
-    need = 4 * run.n_layers * run.n_heads * run.n_tokens**2
+    kept_heads = len(run.heads) * len(run.layers)
+    need = 4 * (run.n_heads + kept_heads) * run.n_tokens**2
     free = available if available is not None else _available_memory()
     if free is not None and need > free:
         raise InputError(
-            f"the attention weights of {run.n_tokens:,} tokens take about {need / 2**30:.1f} GiB "
-            f"({run.n_layers} layers x {run.n_heads} heads x {run.n_tokens:,}²), and "
-            f"{free / 2**30:.1f} GiB is free: give fewer tokens"
+            f"the attention weights of {run.n_tokens:,} tokens take about {_size(need)} "
+            f"({len(run.layers)} layers x {len(run.heads)} heads kept, and one layer's "
+            f"{run.n_heads} heads while it runs, each {run.n_tokens:,}²), and "
+            f"{_size(free)} is free: give fewer tokens, layers or heads"
         )
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
 
 
 def _available_memory() -> int | None:
@@ -189,31 +227,51 @@ def plan(
 def maps(model: LoadedModel, run: AttentionRun) -> Iterator[AttentionMap]:
     """The attention maps of the run, a layer at a time (``[query, key]`` each).
 
-    The weights are those of ``output_attentions=True`` under eager attention. As
-    each layer is turned into numpy its tensor is released, so the layers are not
-    held twice.
+    The weights are those the model's attention modules give under eager attention (what
+    ``output_attentions=True`` collects). Forward hooks on the selected layers' modules
+    keep only the selected heads, as each layer runs: a layer's full weights live only
+    while it runs, so a long text costs one layer's weights, not every layer's. A model
+    whose attention modules transformers does not name falls back to
+    ``output_attentions=True``.
     """
     import torch
 
     ids = torch.tensor([[r.id for r in run.tokens]], device=model.device)
+    modules = _attention_modules(model.model, run.n_layers)
+    kept: dict[int, np.ndarray[Any, Any] | None] = {}
     with torch.inference_mode():
-        out = model.model(input_ids=ids, attention_mask=torch.ones_like(ids),
-                          output_attentions=True, use_cache=False)  # fmt: skip
-    attentions = list(out.attentions)
-    del out
-    if any(a is None for a in attentions):
+        if modules is None:
+            out = model.model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                              output_attentions=True, use_cache=False)  # fmt: skip
+            attentions = list(out.attentions)
+            del out
+            for layer in run.layers:
+                tensor = attentions[layer]
+                kept[layer] = None if tensor is None else _heads(tensor, run.heads)
+            del attentions
+        else:
+            index, found = modules
+            handles = [
+                found[layer].register_forward_hook(_keeper(kept, layer, index, run.heads))
+                for layer in run.layers
+            ]
+            try:
+                model.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False)
+            finally:
+                for handle in handles:
+                    handle.remove()
+    if any(kept.get(layer) is None for layer in run.layers):
         raise UsageError(
             f"{model.label} returned no attention weights (load it with eager attention)"
         )
+    attentions = [kept.get(layer) for layer in range(run.n_layers)]
     rollout: np.ndarray[Any, np.dtype[np.float64]] | None = None
     eye = np.eye(run.n_tokens)
     for layer in range(len(attentions)):
-        tensor = attentions[layer]
+        weights = attentions[layer]  # [head, query, key], the selected heads
         attentions[layer] = None
-        if layer not in run.layers:
+        if weights is None:
             continue
-        weights = tensor[0].float().cpu().numpy()[run.heads]  # [head, query, key]
-        del tensor
         require_finite(weights, f"the attention weights of layer {layer}", model.label)
         if run.aggregate == "none":
             for head, matrix in zip(run.heads, weights):

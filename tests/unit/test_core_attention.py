@@ -467,9 +467,9 @@ def test_weights_that_cannot_fit_are_refused_before_the_run():
     from llmcli.core.tokenize import TokenRecord
 
     tokens = [TokenRecord(i, 1, "a", "a", i, i + 1, "61", False) for i in range(1000)]
-    run = AttentionRun("tiny", "decoder", tokens, [0], [0], n_layers=30, n_heads=9,
+    run = AttentionRun("tiny", "decoder", tokens, [0, 1], [0], n_layers=30, n_heads=9,
                        aggregate="none")  # fmt: skip
-    need = 4 * 30 * 9 * 1000**2  # every layer's weights, whatever is selected
+    need = 4 * (9 + 2 * 1) * 1000**2  # one layer's 9 heads while it runs, 2 x 1 kept
     check_memory(run, available=need)
-    with pytest.raises(InputError, match=r"1,000 tokens take about 1.0 GiB \(30 layers x 9 heads"):
+    with pytest.raises(InputError, match=r"1,000 tokens take about 42 MiB \(2 layers x 1 heads"):
         check_memory(run, available=need - 1)
