@@ -124,9 +124,10 @@ def _attention_modules(hf_model: Any, n_layers: int) -> tuple[int, list[Any]] | 
     return (index, found) if len(found) == n_layers else None
 
 
-def _heads(tensor: Any, heads: list[int]) -> np.ndarray[Any, Any]:
-    """``[head, query, key]`` of the selected heads, float32 on the host."""
-    return tensor[0, heads].float().cpu().numpy()
+def _heads(tensor: Any, heads: list[int]) -> Any:
+    """The ``[head, query, key]`` tensor of the selected heads (numpy comes later, a layer
+    at a time, once the forward pass has given its memory back)."""
+    return tensor[0, heads]
 
 
 def _keeper(kept: dict[int, Any], layer: int, index: int, heads: list[int]) -> Any:
@@ -238,7 +239,7 @@ def maps(model: LoadedModel, run: AttentionRun) -> Iterator[AttentionMap]:
 
     ids = torch.tensor([[r.id for r in run.tokens]], device=model.device)
     modules = _attention_modules(model.model, run.n_layers)
-    kept: dict[int, np.ndarray[Any, Any] | None] = {}
+    kept: dict[int, Any] = {}
     with torch.inference_mode():
         if modules is None:
             out = model.model(input_ids=ids, attention_mask=torch.ones_like(ids),
@@ -268,10 +269,12 @@ def maps(model: LoadedModel, run: AttentionRun) -> Iterator[AttentionMap]:
     rollout: np.ndarray[Any, np.dtype[np.float64]] | None = None
     eye = np.eye(run.n_tokens)
     for layer in range(len(attentions)):
-        weights = attentions[layer]  # [head, query, key], the selected heads
-        attentions[layer] = None
-        if weights is None:
+        tensor = attentions[layer]
+        attentions[layer] = kept[layer] = None
+        if tensor is None:
             continue
+        weights = tensor.float().cpu().numpy()  # [head, query, key], the selected heads
+        del tensor
         require_finite(weights, f"the attention weights of layer {layer}", model.label)
         if run.aggregate == "none":
             for head, matrix in zip(run.heads, weights):
