@@ -293,13 +293,10 @@ else:
                             use_cache=True)
         return out_ids
 
-    def hf_generate(chunk, n):
-        ids, mask = padded(chunk)
-        with torch.inference_mode():
-            got = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                 max_new_tokens=n, pad_token_id=pad)
+    def new_ids(got, width):
+        # What generate made after each prompt, up to its first EOS.
         out_ids = []
-        for row in got[:, ids.shape[1]:].tolist():
+        for row in got[:, width:].tolist():
             kept = []
             for token in row:
                 if token in eos:
@@ -307,6 +304,13 @@ else:
                 kept.append(token)
             out_ids.append(kept)
         return out_ids
+
+    def hf_generate(chunk, n):
+        ids, mask = padded(chunk)
+        with torch.inference_mode():
+            got = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                 max_new_tokens=n, pad_token_id=pad)
+        return new_ids(got, ids.shape[1])
 
     if method == "stream":
         # What a terminal command would do with generate: a streamer that decodes each
@@ -333,15 +337,7 @@ else:
                 got = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                                      max_new_tokens=n, pad_token_id=pad, streamer=Sink(),
                                      stop_strings=["\x00\x00"], tokenizer=hf_tok)
-            out_ids = []
-            for row in got[:, ids.shape[1]:].tolist():
-                kept = []
-                for token in row:
-                    if token in eos:
-                        break
-                    kept.append(token)
-                out_ids.append(kept)
-            return out_ids
+            return new_ids(got, ids.shape[1])
 
     step_fn = {"loop": loop, "generate": hf_generate}.get(method) or hf_stream
 
