@@ -150,3 +150,44 @@ def test_gpt2_has_no_weights(llmpath: Callable[..., Any]) -> None:
     assert run.returncode == 1
     assert run.stderr.startswith("Error: ") and run.stderr.count("\n") == 1
     assert "no weights" in run.stderr
+
+
+LONG_TASK = [
+    {"task": "capitals-choice", "instruction": "Answer each question.", "shuffle": False,
+     "template": "{input}\nAnswer: {output}"},
+    {"input": "What is the capital of France?", "choices": ["Paris", "Lyon"], "answer": 0,
+     "split": "example"},
+    {"input": "What is the capital of Peru?", "choices": ["Quito", "Lima"], "answer": 1,
+     "split": "example"},
+    {"input": "What is the capital of Mexico?", "answer": 0, "split": "test",
+     "choices": ["Mexico City", "Mexico", "Guatemala City", "Panama City"]},
+    {"input": "What is the capital of Malaysia?", "answer": 1, "split": "test",
+     "choices": ["Phnom Penh", "Kuala Lumpur", "Kuala Terengganu", "Port Moresby"]},
+    {"input": "What is the opposite of \"the top of the mountain\"?", "answer": 0,
+     "split": "test", "choices": ["the bottom of the mountain", "the top of the hill"]},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["smollm2", "gemma3-270m"])
+def test_shared_examples_and_long_answers_equal_a_direct_computation(
+    name: str, llmpath: Callable[..., Any], direct: Callable[[str], Any], tmp_path: Path
+) -> None:
+    """Every prompt has the same examples (their tokens are computed once) and choices
+    of several tokens that begin alike ("Mexico City", "Mexico"): each log-likelihood
+    is still a plain pass's."""
+    task = tmp_path / "capitals-choice.jsonl"
+    task.write_text("".join(json.dumps(row) + "\n" for row in LONG_TASK), encoding="utf-8")
+    rows = llmpath(["fewshot", "--eval", "-m", name, "-t", str(task), "--shots", "2",
+                    "-f", "jsonl", "-q"]).records()  # fmt: skip
+    model, tok = direct(name)
+    bos = [2] if name == "gemma3-270m" else []
+    assert len(rows) == 3
+    assert len({tuple(r["examples"]) for r in rows}) == 1
+    lengths = [len(s["tokens"]) for r in rows for s in r["scores"]]
+    assert max(lengths) >= 5 and min(lengths) <= 2
+    for row in rows:
+        prompt = row["prompt"].removeprefix("<bos>")
+        context = bos + tok.encode(prompt, add_special_tokens=False).ids
+        for score in row["scores"]:
+            expected = logprob_of(model, context, score["tokens"])
+            assert score["logprob"] == pytest.approx(expected, abs=1e-4)

@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+from llmcli.core import packing
 from llmcli.core.lm import ChoiceScore, LanguageModel, Request, top_tokens
 from llmcli.errors import InputError, ModelError
 from llmcli.models.loader import load_model
@@ -389,3 +390,87 @@ def test_an_encoder_is_refused(tiny_bert_dir):
     loaded = load_model(resolved, device="cpu")
     with pytest.raises(ModelError, match="is an encoder; prompting needs a decoder"):
         LanguageModel(loaded, LoadedTokenizer.for_model(resolved))
+
+
+# --- scoring as token trees (core.packing) ----------------------------------------------
+
+SHARED = "Capitals:\nFrance => Paris\nPeru => Lima\n"
+
+
+def tree_requests(lm: LanguageModel) -> list[Request]:
+    """Prompts sharing a long beginning, choices sharing first tokens, a repeat, and two
+    prompts that share nothing with the rest."""
+    choices = [" Mexico City", " Mexico", " Buenos Aires", " Kuala Lumpur", " Rome"]
+    out = [request(lm, SHARED + q + " =>", choices) for q in ("Mexico", "Italy", "Chile")]
+    out.append(request(lm, SHARED + "Mexico =>", choices))
+    out.append(request(lm, "Opposite of hot:", [" cold", " not very warm at all"]))
+    out.append(request(lm, "A", [" kitten", " cat"]))
+    return out
+
+
+@pytest.fixture(scope="module", params=["tiny_gpt2_dir", "tiny_llama_dir", "tiny_gemma3_dir"])
+def any_lm(request):
+    resolved = resolve(str(request.getfixturevalue(request.param)))
+    loaded = load_model(resolved, device="cpu")
+    return LanguageModel(loaded, LoadedTokenizer.for_model(resolved), batch_size=8)
+
+
+def test_tree_scoring_equals_the_plain_pass_of_each_choice(any_lm, monkeypatch):
+    lm = any_lm
+    requests = tree_requests(lm)
+    assert min(len(r.context) for r in requests[:4]) >= 20  # a prefix worth computing once
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("the padded route ran")
+
+    monkeypatch.setattr(lm, "_score_batch", refuse)
+    got = lm.score(requests)
+    for req, scores in zip(requests, got):
+        assert [s.tokens for s in scores] == req.continuations
+        for score in scores:
+            expected, greedy = direct_score(lm, req.context, score.tokens)
+            assert_close(score.token_logprobs, expected)
+            assert score.greedy is greedy
+
+
+def test_tree_scoring_equals_the_padded_route(any_lm, monkeypatch):
+    lm = any_lm
+    requests = tree_requests(lm)
+    trees = lm.score(requests)
+    monkeypatch.setattr(lm, "_windows", lambda _: (False, None))
+    padded = lm.score(requests)
+    for a, b in zip(trees, padded):
+        for x, y in zip(a, b):
+            assert_close(x.token_logprobs, y.token_logprobs)
+            assert x.greedy == y.greedy
+
+
+def test_tree_scoring_runs_each_shared_token_once(lm):
+    requests = tree_requests(lm)[:4]  # all sharing the instruction and examples
+    fed: list[int] = []
+    handle = lm.model.register_forward_pre_hook(
+        lambda _m, _a, kw: fed.append(kw["input_ids"].numel()), with_kwargs=True
+    )
+    try:
+        seen: list[int] = []
+        lm.score(requests, on_batch=seen.append)
+    finally:
+        handle.remove()
+    assert sum(seen) == 4
+    common = packing.common_prefix([r.context for r in requests])
+    assert common >= len(lm.encode(SHARED)) - 1
+    plain = sum(len(r.context) + len(c) - 1 for r in requests for c in r.continuations)
+    # The prefix once, then one row holding every prompt's own tail and its choices.
+    assert fed[0] == common and len(fed) == 2
+    assert sum(fed) < plain / 4
+
+
+def test_a_prompt_past_a_sliding_window_still_scores_right(tiny_gemma3_dir):
+    """The tiny Gemma's window is 4 tokens: the sliding layers' own mask must cut."""
+    resolved = resolve(str(tiny_gemma3_dir))
+    lm = LanguageModel(load_model(resolved, device="cpu"), LoadedTokenizer.for_model(resolved))
+    assert lm._windows(tree_requests(lm)) == (True, 4)
+    (scores,) = lm.score([request(lm, SHARED, [" Rome is far", " Paris"])])
+    for score in scores:
+        expected, _ = direct_score(lm, lm.split_pair(SHARED, score.continuation)[0], score.tokens)
+        assert_close(score.token_logprobs, expected)
