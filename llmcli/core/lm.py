@@ -328,7 +328,8 @@ class LanguageModel:
         ids = torch.tensor([list(prefix)], device=self.loaded.device)
         self.model(input_ids=ids, position_ids=torch.arange(len(prefix), device=ids.device)[None],
                    use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})  # fmt: skip
-        return [(layer.keys, layer.values) for layer in cache.layers]
+        layers: list[Any] = list(cache.layers)
+        return [(layer.keys, layer.values) for layer in layers]
 
     def _choice_scores(
         self, req: Request, per_token: list[list[float]], greedy: list[bool]
