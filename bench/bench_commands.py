@@ -101,7 +101,7 @@ class BenchError(Exception):
 def folder_of(name: str) -> Path:
     from llmcli.models.resolve import resolve
 
-    return Path(resolve(name).folder)
+    return Path(resolve(name).path)
 
 
 def commands(py: str) -> dict[str, dict[str, list[str]]]:
@@ -132,15 +132,14 @@ def compare(report: Report, job: str, outs: dict[str, Path]) -> list[Any]:
     """The first round's outputs of llmpath and the anchor, side by side."""
     anchor, mine = read_json(outs["anchor"]), read_json(outs["llmpath"])
     if job == "next":
-        ids = [c["id"] for c in mine["candidates"]]
-        lps = [c["logprob"] for c in mine["candidates"]]
+        ids = [c["id"] for c in mine["next"]]
+        lps = [c["logprob"] for c in mine["next"]]
         worst = max(abs(a - b) for a, b in zip(lps, anchor["logprobs"]))
         same = ids == anchor["ids"]
         report.check(same and worst <= TOLERANCE,
                      f"next: the same top 10 (max |diff| {worst:.2g})")  # fmt: skip
         return [job, "top-10 IDs and log-probabilities", "yes" if same else "NO", f"{worst:.2g}"]
-    kind = next(k for k in mine["kinds"] if k["kind"] == "contextual")
-    got = kind["matrix"]
+    got = mine["kinds"]["contextual"]["matrix"]  # written to 6 decimals
     worst = max(abs(a - b) for ra, rb in zip(got, anchor) for a, b in zip(ra, rb))
     report.check(worst <= TOLERANCE, f"embed: the same similarities (max |diff| {worst:.2g})")
     return [job, "cosine similarities of cat, kitten, tractor", "yes", f"{worst:.2g}"]

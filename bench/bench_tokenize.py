@@ -8,8 +8,10 @@ that same interpreter. The store (``$LLMPATH_HOME``) must hold gpt2 and smollm2;
 nothing is downloaded (``LLMPATH_OFFLINE=1``).
 
 a) start-up: median wall time of ``llmpath --help``, ``llmpath tokenize TEXT`` and
-   the anchor ``python -c "import typer, rich, tokenizers"``; and a check that
-   neither llmpath command imports torch or transformers.
+   the anchor ``python -c "import typer, rich, tokenizers"``, stdout to a pipe, with
+   the bytecode cache a user's Python keeps (PYTHONDONTWRITEBYTECODE unset; the
+   warm-ups write it); and a check that neither llmpath command imports torch or
+   transformers.
 b) throughput on two corpora, one line at a time: the standard library's ``.py``
    sources (about 30 MB, built once into bench/data/corpus.txt) and a Unicode-heavy
    text (19 MB of words in a dozen scripts, emoji, combining marks, runs of spaces:
@@ -25,7 +27,8 @@ b) throughput on two corpora, one line at a time: the standard library's ``.py``
 c) memory: peak RSS of ``llmpath tokenize -f ids`` and ``-f jsonl`` on the first
    3 MB of the corpus, its first half and all of it: streamed, it should not grow.
 
-The tables are printed and written to bench/results.md. Exit status 1 if a check
+The tables are printed and written to bench/results.md (``--only startup``: part a
+alone, to bench/results-startup.md). Exit status 1 if a check
 fails (an import of torch/transformers, IDs that differ, a command that fails).
 """
 
@@ -181,24 +184,33 @@ def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def startup(report: Report, py: str, script: str, env: dict[str, str], runs: int, warmups: int):
+    # As on a user's machine, Python keeps the modules' bytecode: the warm-ups write it.
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
     commands = [
         ('python -c "import typer, rich, tokenizers" (anchor)',
          [py, "-c", "import typer, rich, tokenizers"]),
         ("llmpath --help", [py, script, "--help"]),
         (f'llmpath tokenize "{TEXT}"', [py, script, "tokenize", TEXT]),
+        *[(f'llmpath tokenize "{TEXT}" -f {f}', [py, script, "tokenize", TEXT, "-f", f])
+          for f in ("ids", "json", "table")],
     ]  # fmt: skip
-    medians = []
-    for label, cmd in commands:
-        times = []
-        for i in range(warmups + runs):
+    # Round-robin: each round runs every command once, so a drift of the machine's
+    # speed falls on all of them alike.
+    times: list[list[float]] = [[] for _ in commands]
+    failed: set[int] = set()
+    for i in range(warmups + runs):
+        for c, (label, cmd) in enumerate(commands):
+            if c in failed:
+                continue
             start = time.perf_counter()
             done = subprocess.run(cmd, env=env, capture_output=True)  # stdout: a pipe
             if i >= warmups:
-                times.append(time.perf_counter() - start)
+                times[c].append(time.perf_counter() - start)
             if done.returncode != 0:
                 report.check(False, f"{label} exits 0 ({done.stderr.decode()[-300:]})")
-                break
-        medians.append(statistics.median(times) if times else float("nan"))
+                failed.add(c)
+    medians = [statistics.median(t) if t and c not in failed else float("nan")
+               for c, t in enumerate(times)]  # fmt: skip
     anchor = medians[0]
     rows = []
     for i, ((label, _), median) in enumerate(zip(commands, medians, strict=True)):
@@ -208,7 +220,8 @@ def startup(report: Report, py: str, script: str, env: dict[str, str], runs: int
         target = f"≤ {limit}x: {met}" if i else ""
         rows.append([f"`{label}`", f"{median * 1000:.0f} ms", f"{ratio:.2f}x", target])
     report.table(
-        f"Start-up (median of {runs} runs after {warmups} warm-ups, stdout to a pipe)",
+        f"Start-up (median of {runs} rounds after {warmups} warm-ups, each round every "
+        "command once, stdout to a pipe)",
         ["command", "median wall", "vs anchor", "target"], rows,
     )  # fmt: skip
     found_any = []
@@ -437,8 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, help="start-up runs (default 15; quick 3)")
     parser.add_argument("--repeat", type=int, help="throughput repeats (default 3; quick 1)")
     parser.add_argument("--rebuild", action="store_true", help="build the corpus again")
-    parser.add_argument("--output", type=Path, default=BENCH / "results.md")
+    parser.add_argument("--only", choices=("startup",),
+                        help="start-up alone (written to bench/results-startup.md)")  # fmt: skip
+    parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = BENCH / ("results-startup.md" if args.only else "results.md")
     runs = args.runs or (3 if args.quick else 15)
     warmups = 1 if args.quick else 2
     repeat = args.repeat or (1 if args.quick else 3)
@@ -461,6 +478,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = Report()
     started = time.time()
     load_before = os.getloadavg()
+    if args.only == "startup":
+        report.note(
+            f"Run {datetime.date.today().isoformat()} (--only startup): "
+            f"{os.cpu_count()} CPUs, {platform.python_implementation()} "
+            f"{platform.python_version()}; load average at start {load_before[0]:.2f}.\n"
+        )
+        startup(report, py, script, env, runs, warmups)
+        return report.finish(args.output)
     if args.rebuild or not CORPUS.is_file():
         print("building the corpus:", build_corpus(CORPUS), flush=True)
     if args.rebuild or not UNICODE.is_file():

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -17,13 +18,17 @@ import typer
 from llmcli import __version__
 from llmcli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, LlmpathError, OutputError
 
-app = typer.Typer(
-    name="llmpath",
-    help="See how a large language model handles text: tokens, IDs, one-hot vectors, "
-    "embeddings, attention and prompts, from real local models.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+# Each command: its name, the module that holds it, the function's name there.
+COMMANDS = (
+    ("tokenize", "tokenize", "tokenize"),
+    ("onehot", "onehot", "onehot"),
+    ("embed", "embed", "embed"),
+    ("attention", "attention", "attention"),
+    ("fewshot", "fewshot", "fewshot"),
+    ("next", "fewshot", "next_token"),
+    ("walk", "walk", "walk"),
+    ("pull", "models", "pull"),
+    ("models", "models", "models"),
 )
 
 
@@ -33,7 +38,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
     version: Annotated[
@@ -46,23 +50,38 @@ def _root(
         raise typer.Exit()
 
 
-from llmcli.cli import attention as _attention  # noqa: E402
-from llmcli.cli import embed as _embed  # noqa: E402
-from llmcli.cli import fewshot as _fewshot  # noqa: E402
-from llmcli.cli import models as _models  # noqa: E402
-from llmcli.cli import onehot as _onehot  # noqa: E402
-from llmcli.cli import tokenize as _tokenize  # noqa: E402
-from llmcli.cli import walk as _walk  # noqa: E402
+def build_app(names: Sequence[str] | None = None, *, rich_help: bool = True) -> typer.Typer:
+    """The command line with the commands ``names`` (default: all of them).
 
-app.command("tokenize")(_tokenize.tokenize)
-app.command("onehot")(_onehot.onehot)
-app.command("embed")(_embed.embed)
-app.command("attention")(_attention.attention)
-app.command("fewshot")(_fewshot.fewshot)
-app.command("next")(_fewshot.next_token)
-app.command("walk")(_walk.walk)
-app.command("pull")(_models.pull)
-app.command("models")(_models.models)
+    Only those commands' modules are imported. ``rich_help``: help drawn by rich
+    (boxes, colours); without it, click's plain text.
+    """
+    import importlib
+
+    app = typer.Typer(
+        name="llmpath",
+        help="See how a large language model handles text: tokens, IDs, one-hot vectors, "
+        "embeddings, attention and prompts, from real local models.",
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode="rich" if rich_help else None,
+    )
+    app.callback(invoke_without_command=True)(_root)
+    for name, module, function in COMMANDS:
+        if names is None or name in names:
+            command = getattr(importlib.import_module(f"llmcli.cli.{module}"), function)
+            app.command(name)(command)
+    return app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``llmcli.cli.app``: the whole command line, built on first use."""
+    if name == "app":
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _debug() -> bool:
@@ -105,8 +124,21 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _wanted(argv: Sequence[str]) -> list[str] | None:
+    """The one command ``argv`` runs, where it names one; else None (all of them)."""
+    known = {name for name, _, _ in COMMANDS}
+    for arg in argv:
+        if arg in known:
+            return [arg]
+        if not arg.startswith("-"):
+            return None  # an unknown command: its error lists them all
+    return None
+
+
 def _run(argv: list[str] | None) -> None:
-    command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
+    # Help to a pipe or a file is click's plain text: quicker, and easier to grep.
+    command = typer.main.get_command(build_app(_wanted(args), rich_help=sys.stdout.isatty()))
     try:
         code = command.main(args=argv, prog_name="llmpath", standalone_mode=False)
         _flush_stdout()

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 # costs little, small enough that the few batches held at once stay small. A line
 # longer than this many characters is encoded (and written) in pieces of about this size.
 ID_BATCH_BYTES = 1 << 18
+# A text argument up to this size is encoded by `tokenizers` alone (see encode_lines).
+SHORT_TEXT = 1 << 16
 
 
 @dataclass(slots=True)
@@ -162,8 +164,10 @@ def stream_id_batches(
     tokenizer always cuts (``safe_cut``), so one long line costs no more memory than
     many short ones.
     """
-    # Found once here (it may load the engine), not by each worker thread.
-    tok.line_separator  # noqa: B018
+    # Found once here (it may load the engine), not by each worker thread; a short
+    # text argument needs none (see _encoded_ahead).
+    if source.text is None or len(source.text) >= SHORT_TEXT:
+        tok.line_separator  # noqa: B018
     groups = _line_groups(source, tok.splittable)
     for ids, separator, opens, closes in _encoded_ahead(tok, groups, source):
         yield IdLines(ids, separator, wrap.before, wrap.after, opens, closes)
@@ -233,7 +237,9 @@ def _encoded_ahead(
             for lines, opens, closes in groups:
                 if not bulk and threshold is not None and source.nbytes >= threshold:
                     bulk = tok.bulk is not None  # loaded here, once, not by a worker thread
-                job = pool.submit(tok.encode_lines, lines, bulk=bulk)
+                # A text given as an argument is short: no engine is loaded for it.
+                short = not bulk and source.text is not None and source.nbytes < SHORT_TEXT
+                job = pool.submit(tok.encode_lines, lines, bulk=bulk, short=short)
                 pending.append((job, opens, closes))
                 if len(pending) > workers:
                     yield done()

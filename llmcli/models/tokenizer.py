@@ -294,18 +294,25 @@ class LoadedTokenizer:
             special_tokens=GPT2_SPECIAL,
         )
 
-    def encode_lines(self, lines: Sequence[str], *, bulk: bool = False) -> tuple[list[int], int]:
+    def encode_lines(
+        self, lines: Sequence[str], *, bulk: bool = False, short: bool = False
+    ) -> tuple[list[int], int]:
         """The IDs of all ``lines`` in one list, and the ID that stands between two lines.
 
         Each line is encoded on its own, as the model's tokenizer does it (no BOS/EOS).
         The ID between lines is none that the lines themselves give: -1, or the
         special token of ``line_separator``. One flat list is much faster to make and
         to write out than a list for each line. ``bulk``: the input is large, and the
-        ``bulk`` engine (where there is one, loaded beforehand) does the work.
+        ``bulk`` engine (where there is one, loaded beforehand) does the work. ``short``:
+        the whole input is these few lines, and ``tokenizers``, loaded already, does it
+        rather than an engine that would first have to load (tiktoken's ranks: 80 ms).
 
         >>> tok.encode_lines(["It's", "", "a"])                   # doctest: +SKIP
         ([1026, 338, 50256, 50256, 64], 50256)
         """
+        if short:
+            encoded = self.hf.encode_batch_fast(list(lines), add_special_tokens=False)
+            return _flat([e.ids for e in encoded]), -1
         engine = self.bulk if bulk else None
         if engine is not None and (found := engine.lines(lines)) is not None:
             return found, -1

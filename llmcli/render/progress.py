@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from functools import cached_property
+from typing import Any
 
 from llmcli.render.output import err_console
 
@@ -13,7 +15,11 @@ class RichReporter:
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
-        self.console = err_console()
+
+    @cached_property
+    def console(self) -> Any:
+        """rich's console on stderr, made (and rich.console imported) when first used."""
+        return err_console()
 
     def note(self, message: str) -> None:
         if not self.quiet:

@@ -65,6 +65,49 @@ def test_no_torch_or_transformers_import(args, bpe_dir):
     assert proc.stdout
 
 
+def test_a_command_imports_only_its_own_module(bpe_dir):
+    probe = (
+        "import sys\nfrom llmcli.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('llmcli.cli.')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, "tokenize", "-f", "ids", "a cat", "-m",
+                           str(bpe_dir)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "['llmcli.cli.options', 'llmcli.cli.tokenize']"
+    assert lines[0].split() == [str(i) for i in __import__("tokenizers").Tokenizer.from_file(
+        str(bpe_dir / "tokenizer.json")).encode("a cat", add_special_tokens=False).ids]  # fmt: skip
+
+
+def test_help_is_plain_text_in_a_pipe_and_rich_on_a_terminal():
+    import pty
+
+    piped = subprocess.run([sys.executable, "-m", "llmcli", "--help"], capture_output=True,
+                           text=True, timeout=60)  # fmt: skip
+    assert piped.returncode == 0
+    assert piped.stdout.startswith("Usage: llmpath [OPTIONS] COMMAND [ARGS]...")
+    assert "╭" not in piped.stdout and "\x1b[" not in piped.stdout
+    assert all(name in piped.stdout for name in COMMANDS)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "llmcli", "--help"], stdout=follower,
+                            stderr=follower, env=dict(os.environ, COLUMNS="100"))  # fmt: skip
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    text = out.decode("utf-8", errors="replace")
+    assert "╭" in text and "Usage:" in text and all(name in text for name in COMMANDS)
+
+
 def test_models_json_in_an_empty_store(cli, store_home):
     result = cli("models", "-f", "json")
     assert result.code == 0 and result.err == ""

@@ -117,3 +117,15 @@ def test_a_batch_the_engine_refuses_is_done_by_the_reference(bpe_dir, monkeypatc
     monkeypatch.setattr(engine, "_lines", refuse)
     texts = ["a cat", "", "日本語 🙂"]
     assert lines_of(tok, texts, bulk=True) == reference(tok, texts)
+
+
+def test_a_short_text_is_encoded_without_loading_another_engine(tiktoken_dir):
+    """A TEXT argument goes to tokenizers, loaded already: tiktoken's ranks are not read
+    for it, and the IDs are tiktoken's, a literal special token included."""
+    tok = fresh(tiktoken_dir)
+    text = "It's a <|endoftext|> blue\n\tsundress.  \n\n日本語 🙂 don't"
+    got = list(core.stream_id_lines(tok, TextSource("argument", text=text)))
+    assert "tiktoken" not in tok.__dict__ and "bulk" not in tok.__dict__  # never loaded
+    expected = reference(tok, text.split("\n"))
+    assert got == expected
+    assert tok.tiktoken.encode_single_token("<|endoftext|>") in expected[0]
