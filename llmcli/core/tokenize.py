@@ -164,11 +164,16 @@ def stream_id_batches(
     tokenizer always cuts (``safe_cut``), so one long line costs no more memory than
     many short ones.
     """
-    # Found once here (it may load the engine), not by each worker thread; a short
-    # text argument needs none (see _encoded_ahead).
-    if source.text is None or len(source.text) >= SHORT_TEXT:
-        tok.line_separator  # noqa: B018
     groups = _line_groups(source, tok.splittable)
+    threshold = tok.bulk_threshold
+    short = min(SHORT_TEXT, threshold if threshold is not None else SHORT_TEXT)
+    if source.text is not None and len(source.text) < short:
+        # A short text argument: encoded here by tokenizers, no engine, no threads.
+        for lines, opens, closes in groups:
+            ids, separator = tok.encode_lines(lines, short=True)
+            yield IdLines(ids, separator, wrap.before, wrap.after, opens, closes)
+        return
+    tok.line_separator  # noqa: B018  (found once here, as it may load the engine)
     for ids, separator, opens, closes in _encoded_ahead(tok, groups, source):
         yield IdLines(ids, separator, wrap.before, wrap.after, opens, closes)
 
@@ -237,9 +242,7 @@ def _encoded_ahead(
             for lines, opens, closes in groups:
                 if not bulk and threshold is not None and source.nbytes >= threshold:
                     bulk = tok.bulk is not None  # loaded here, once, not by a worker thread
-                # A text given as an argument is short: no engine is loaded for it.
-                short = not bulk and source.text is not None and source.nbytes < SHORT_TEXT
-                job = pool.submit(tok.encode_lines, lines, bulk=bulk, short=short)
+                job = pool.submit(tok.encode_lines, lines, bulk=bulk)
                 pending.append((job, opens, closes))
                 if len(pending) > workers:
                     yield done()
