@@ -8,6 +8,7 @@ During the tests downloads are off, so nothing is fetched behind their back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -135,7 +136,7 @@ def stdlib_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass
 class Run:
-    """A finished ``llmpath`` subprocess, its output decoded as UTF-8."""
+    """A finished ``llmpath`` run, its output decoded as UTF-8."""
 
     args: list[str]
     returncode: int
@@ -166,19 +167,56 @@ def _use_real_store(real_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return real_store
 
 
+def _in_process(args: Sequence[str], data: bytes, env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """``llmcli.cli.main(args)`` in this process, with ``env`` as its environment and
+    byte streams for stdin, stdout and stderr: (exit code, stdout, stderr)."""
+    import io
+
+    from llmcli.cli import main
+
+    saved = (sys.stdin, sys.stdout, sys.stderr, dict(os.environ))
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = (
+        io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"),
+        io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+        io.TextIOWrapper(err, encoding="utf-8", write_through=True),
+    )
+    sys.stdin, sys.stdout, sys.stderr = streams
+    os.environ.clear()
+    os.environ.update(env)
+    code: int = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        for stream in streams[1:]:
+            with contextlib.suppress(ValueError):  # closed by the command (a pipe shut)
+                stream.flush()
+        got = out.getvalue() if not out.closed else b"", err.getvalue() if not err.closed else b""
+        for stream in streams:
+            with contextlib.suppress(ValueError):
+                stream.detach()  # the byte buffers stay open, and are not closed by GC
+        sys.stdin, sys.stdout, sys.stderr = saved[0], saved[1], saved[2]
+        os.environ.clear()
+        os.environ.update(saved[3])
+    return code, got[0], got[1]
+
+
 @pytest.fixture(scope="session")
 def llmpath(real_store: Path) -> Callable[..., Run]:
-    """``llmpath(args, input=b"", check=True)``: run the command line in a subprocess
-    (stdout a pipe) against the real store; usable from fixtures of any scope."""
+    """``llmpath(args, input=b"", check=True)``: run the command line against the real
+    store, in this process (stdout a pipe: not a terminal), as ``llmcli.cli.main`` with
+    byte streams, which spares each run torch's import; usable from fixtures of any
+    scope. (The tests of the process itself, its signals, pipes and imports, are in
+    tests/cli, on the tiny models.)"""
 
     def run(args: Sequence[str], input: str | bytes = b"", check: bool = True) -> Run:
         data = input.encode("utf-8") if isinstance(input, str) else input
         env = {k: v for k, v in os.environ.items() if k not in UNSET}
         env.update(_store_env(real_store))
-        proc = subprocess.run([*LLMPATH, *args], input=data, capture_output=True, env=env)
-        result = Run(
-            list(args), proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
-        )
+        code, out, err = _in_process(args, data, env)
+        result = Run(list(args), code, out.decode("utf-8"), err.decode("utf-8"))
         if check and result.returncode != 0:
             raise AssertionError(
                 f"llmpath {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
