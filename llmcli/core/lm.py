@@ -7,13 +7,13 @@ scored as the sum of its tokens' log-probabilities given everything before them.
 
 Speed: nothing is computed twice. The prompts of a batch and their choices run as
 token trees (``core.packing``): a prompt's choices hang from its last token, prompts
-that begin alike share those tokens, and a beginning common to every prompt of the run
-(the instruction, and with ``--draw nested`` the examples) is computed once and read
-from the key/value cache by every row. Each token sees only its ancestors at its own
-position, so the log-likelihoods are those of a plain pass (within float rounding,
-1e-4 in the tests). Where the model cannot take such a mask (an attention kernel other
-than eager or sdpa, a chunked window), the prompts run as a left-padded batch and each
-choice's later tokens on a copy of its prompt's cache.
+that begin alike share those tokens, and a beginning that a group of prompts share (the
+instruction, and the examples where every item has the same ones) is computed once and
+read from the key/value cache by each of the group's rows. Each token sees only its
+ancestors, at its own position, so the log-likelihoods are those of a plain pass
+(within float rounding, 1e-4 in the tests). Where the model cannot take such a mask
+(an attention kernel other than eager or sdpa, a chunked window), the prompts run as a
+left-padded batch and each choice's later tokens on a copy of its prompt's cache.
 """
 
 from __future__ import annotations

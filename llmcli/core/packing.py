@@ -5,8 +5,9 @@ their first tokens, and each choice's continuation hangs from the last token of 
 prompt. A token attends to itself and to its ancestors only, at the position it would
 have in its own plain sequence (its depth), so every log-probability read from the row
 is the one a plain pass over that prompt + continuation gives, while a token shared by
-several prompts or choices is computed once. A prefix common to every prompt of a run
-is computed once before all rows and read by each of them from the key/value cache.
+several prompts or choices is computed once. A beginning that a group of prompts share
+(``prefix_groups``) is computed once before the group's rows and read by each of them
+from the key/value cache.
 
 This module only lays the rows out (plain Python and numpy); ``core.lm`` runs them.
 """

@@ -166,8 +166,8 @@ def stream_id_batches(
     """
     groups = _line_groups(source, tok.splittable)
     threshold = tok.bulk_threshold
-    short = min(SHORT_TEXT, threshold if threshold is not None else SHORT_TEXT)
-    if source.text is not None and len(source.text) < short:
+    limit = SHORT_TEXT if threshold is None else min(SHORT_TEXT, threshold)
+    if source.text is not None and len(source.text) < limit:
         # A short text argument: encoded here by tokenizers, no engine, no threads.
         for lines, opens, closes in groups:
             ids, separator = tok.encode_lines(lines, short=True)

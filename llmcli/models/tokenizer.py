@@ -311,8 +311,7 @@ class LoadedTokenizer:
         ([1026, 338, 50256, 50256, 64], 50256)
         """
         if short:
-            encoded = self.hf.encode_batch_fast(list(lines), add_special_tokens=False)
-            return _flat([e.ids for e in encoded]), -1
+            return _flat(self._hf_each(lines)), -1
         engine = self.bulk if bulk else None
         if engine is not None and (found := engine.lines(lines)) is not None:
             return found, -1
@@ -401,6 +400,9 @@ class LoadedTokenizer:
     def _encode_each(self, texts: Sequence[str]) -> list[list[int]]:
         if self.tiktoken is not None:
             return [self.tiktoken.encode(t, allowed_special="all") for t in texts]
+        return self._hf_each(texts)
+
+    def _hf_each(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self.hf.encode_batch_fast(list(texts), add_special_tokens=False)]
 
     def decode(self, ids: Sequence[int]) -> str:
