@@ -65,6 +65,16 @@ class Case:
     def expected(self) -> list[str] | None:
         return list(self.item.outputs) if self.item is not None else None
 
+    def record(self, model: str | None = None) -> dict[str, Any]:
+        """The fields every record of this prompt starts with (``model`` second, if given)."""
+        row: dict[str, Any] = {"task": self.task}
+        if model is not None:
+            row["model"] = model
+        row.update(shots=self.shots, draw=self.draw, query=self.query,
+                   examples=[e.input for e in self.examples], prompt=self.prompt,
+                   prompt_tokens=len(self.ids))  # fmt: skip
+        return row
+
 
 @dataclass
 class Outcome:
@@ -111,21 +121,9 @@ class Outcome:
         return [w / total for w in weights]
 
     def to_dict(self, model: str) -> dict[str, Any]:
-        case = self.case
-        row: dict[str, Any] = {
-            "task": case.task,
-            "model": model,
-            "shots": case.shots,
-            "draw": case.draw,
-            "query": case.query,
-            "examples": [e.input for e in case.examples],
-            "prompt": case.prompt,
-            "prompt_tokens": len(case.ids),
-            "completion": self.completion,
-            "prediction": self.prediction,
-            "expected": case.expected,
-            "correct": self.correct,
-        }
+        row = self.case.record(model)
+        row.update(completion=self.completion, prediction=self.prediction,
+                   expected=self.case.expected, correct=self.correct)  # fmt: skip
         if self.scores is not None:
             shares = self.probabilities()
             row["correct_norm"] = self.correct_norm

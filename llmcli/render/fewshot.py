@@ -66,16 +66,7 @@ def emit_tasks(tasks: Sequence[Task], fmt: str, output: Path | None) -> None:
 
 
 def _prompt_row(case: Case) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "task": case.task,
-        "shots": case.shots,
-        "draw": case.draw,
-        "query": case.query,
-        "examples": [e.input for e in case.examples],
-        "prompt": case.prompt,
-        "prompt_tokens": len(case.ids),
-        "ids": case.ids,
-    }
+    row = case.record() | {"ids": case.ids}
     if case.choices:
         row["continuations"] = [case.delimiter + c for c in case.choices]
     else:

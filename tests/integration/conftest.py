@@ -9,6 +9,7 @@ During the tests downloads are off, so nothing is fetched behind their back.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import subprocess
@@ -165,6 +166,37 @@ def _use_real_store(real_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in UNSET:
         monkeypatch.delenv(key, raising=False)
     return real_store
+
+
+# Weights loaded by ``load_model`` during the session, by folder and options.
+_MODELS: dict[tuple[str, str], Any] = {}
+
+
+@pytest.fixture(autouse=True)
+def _load_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process commands load each model's weights once for the session, for
+    each set of options (eager attention, dtype, ...): the load itself is tested in
+    tests/unit and by the subprocesses here, which load on their own. Nothing here
+    changes a loaded model (the walk's and attention's hooks are removed after use),
+    so a command finds it as loaded. A failed load is not kept."""
+    from llmcli.models import loader
+
+    load_model = loader.load_model
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(load_model).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+    def load(resolved: Any, **kwargs: Any) -> Any:
+        options = {**defaults, **kwargs}
+        options["device"] = loader.pick_device(options["device"])
+        key = (str(resolved.path), repr(sorted(options.items())))
+        if key not in _MODELS:
+            _MODELS[key] = load_model(resolved, **kwargs)
+        return _MODELS[key]
+
+    monkeypatch.setattr(loader, "load_model", load)
 
 
 def _in_process(args: Sequence[str], data: bytes, env: dict[str, str]) -> tuple[int, bytes, bytes]:

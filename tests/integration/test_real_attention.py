@@ -2,7 +2,8 @@
 
 Expected maps come from outside llmpath: each model is loaded and run directly with
 transformers under eager attention, and its ``output_attentions=True`` is compared
-with what the command wrote. Each real model is loaded once for the module.
+with what the command wrote. Each real model is loaded once for the
+session (conftest's ``_load_each_model_once``).
 """
 
 from __future__ import annotations
@@ -14,25 +15,8 @@ import numpy as np
 import pytest
 
 from llmcli.core.attention import SEED
-from llmcli.models import loader
 
 _DIRECT: dict[str, Any] = {}
-_LOADED: dict[tuple[str, str], Any] = {}
-_LOAD_MODEL = loader.load_model
-
-
-@pytest.fixture(autouse=True)
-def _load_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The in-process commands below load each model's weights once for the module
-    (the subprocess of ``default_npz`` loads smollm2 on its own)."""
-
-    def load(resolved: Any, **kwargs: Any) -> Any:
-        key = (str(resolved.path), repr(sorted(kwargs.items())))
-        if key not in _LOADED:
-            _LOADED[key] = _LOAD_MODEL(resolved, **kwargs)
-        return _LOADED[key]
-
-    monkeypatch.setattr(loader, "load_model", load)
 
 
 def direct_attentions(folder: Path, ids: list[int], decoder: bool) -> np.ndarray:

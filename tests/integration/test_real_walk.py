@@ -21,7 +21,8 @@ from llmcli.core import walk as core
 from llmcli.core.embed import contextual_vectors
 from llmcli.core.lm import LanguageModel
 from llmcli.core.walk.records import Walk
-from llmcli.models.loader import LoadedModel, load_model
+from llmcli.models import loader
+from llmcli.models.loader import LoadedModel
 from llmcli.models.resolve import ResolvedModel, resolve
 from llmcli.models.tokenizer import LoadedTokenizer
 
@@ -55,7 +56,7 @@ def real(real_store: Path) -> Callable[[str], Real]:
                 mp.setenv("LLMPATH_HOME", str(real_store))
                 mp.setenv("LLMPATH_OFFLINE", "1")
                 resolved = resolve(name)
-                loaded = load_model(resolved, device="cpu", attention="eager")
+                loaded = loader.load_model(resolved, device="cpu", attention="eager")
             cache[name] = Real(resolved, loaded, LoadedTokenizer.for_model(resolved))
         return cache[name]
 

@@ -310,8 +310,10 @@ class Adapter:
         raise NotImplementedError
 
     def unembedding(self) -> Tensor | None:
-        """The unembedding matrix ``[vocab, d_model]``; None for an encoder without one."""
-        return None
+        """The unembedding matrix ``[vocab, d_model]``: the language-model head's weight;
+        None for an encoder without one."""
+        head = getattr(self.model, "lm_head", None)
+        return head.weight if head is not None else None
 
     def final_softcap(self) -> float | None:
         return None

@@ -127,9 +127,6 @@ class GPT2Adapter(Adapter):
     def final_norm(self, x: Tensor) -> Tensor:
         return self._ln(self.base.ln_f, x)
 
-    def unembedding(self) -> Tensor:
-        return self.model.lm_head.weight
-
     def matrix_shapes(self, i: int) -> dict[str, tuple[int, ...]]:
         d = self.d_model
         return {"W_q": (d, d), "W_k": (d, d), "W_v": (d, d), "W_o": (d, d),

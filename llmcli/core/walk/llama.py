@@ -132,9 +132,6 @@ class LlamaAdapter(Adapter):
     def final_norm(self, x: Tensor) -> Tensor:
         return self._norm(self.base.norm, x)
 
-    def unembedding(self) -> Tensor:
-        return self.model.lm_head.weight
-
     def matrix_shapes(self, i: int) -> dict[str, tuple[int, ...]]:
         d, dh = self.d_model, self.d_head
         return {
