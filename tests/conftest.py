@@ -8,11 +8,13 @@ the user's cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -427,3 +429,47 @@ def one_error() -> Callable[..., str]:
 def store_home() -> Iterator[Path]:
     """The isolated store folder of the current test."""
     yield Path(os.environ["LLMPATH_HOME"])
+
+
+NOBODY = 65534  # the user and group ``nobody``
+
+
+@pytest.fixture
+def without_root(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., AbstractContextManager[None]]:
+    """``with without_root(reach, writable):`` runs its body as the user and group
+    nobody (effective IDs; root's own are back afterwards) where the tests run as root,
+    so that file modes apply to it: root reads and writes any file whatever its mode.
+    Meanwhile the temporary folders on the way to each path in ``reach`` may be passed
+    through (not listed) by others, those folders themselves read, and the ``writable``
+    folders belong to nobody. Elsewhere it does nothing."""
+
+    @contextlib.contextmanager
+    def run(reach: Sequence[Path] = (), writable: Sequence[Path] = ()) -> Iterator[None]:
+        if not hasattr(os, "geteuid") or os.geteuid() != 0:
+            yield
+            return
+        top = tmp_path_factory.getbasetemp().parent
+        changed: dict[Path, int] = {}
+        for target in [*reach, *writable]:
+            folders = [target, *target.parents]
+            for folder in folders[: folders.index(top) + 1]:
+                mode = changed.setdefault(folder, folder.stat().st_mode)
+                folder.chmod(mode | (0o055 if folder == target else 0o011))
+        owners = [(d, d.stat().st_uid, d.stat().st_gid) for d in writable]
+        for folder, _, _ in owners:
+            os.chown(folder, NOBODY, NOBODY)
+        os.setegid(NOBODY)
+        os.seteuid(NOBODY)
+        try:
+            yield
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
+            for folder, uid, gid in owners:
+                os.chown(folder, uid, gid)
+            for folder, mode in changed.items():
+                folder.chmod(mode)
+
+    return run
