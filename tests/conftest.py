@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -437,7 +436,7 @@ NOBODY = 65534  # the user and group ``nobody``
 @pytest.fixture
 def without_root(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[..., AbstractContextManager[None]]:
+) -> Callable[..., contextlib.AbstractContextManager[None]]:
     """``with without_root(reach, writable):`` runs its body as the user and group
     nobody (effective IDs; root's own are back afterwards) where the tests run as root,
     so that file modes apply to it: root reads and writes any file whatever its mode.
@@ -455,7 +454,8 @@ def without_root(
         for target in [*reach, *writable]:
             folders = [target, *target.parents]
             for folder in folders[: folders.index(top) + 1]:
-                mode = changed.setdefault(folder, folder.stat().st_mode)
+                mode = folder.stat().st_mode
+                changed.setdefault(folder, mode)
                 folder.chmod(mode | (0o055 if folder == target else 0o011))
         owners = [(d, d.stat().st_uid, d.stat().st_gid) for d in writable]
         for folder, _, _ in owners:

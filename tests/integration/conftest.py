@@ -176,7 +176,7 @@ _MODELS: dict[tuple[str, str], Any] = {}
 def _load_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-process commands load each model's weights once for the session, for
     each set of options (eager attention, dtype, ...): the load itself is tested in
-    tests/unit and by the subprocesses here, which load on their own. Nothing here
+    tests/unit and by the subprocesses here, which load on their own. No command
     changes a loaded model (the walk's and attention's hooks are removed after use),
     so a command finds it as loaded. A failed load is not kept."""
     from llmcli.models import loader
