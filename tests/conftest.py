@@ -56,6 +56,32 @@ def _isolated_store(
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture
+def shrink(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """``shrink(scale)``: the sizes llmpath reads text in (blocks, record chunks, ID
+    batches), the size of a text argument that is short, and the input sizes from which
+    the bulk engine takes over, all ``scale`` times smaller in this process, so that an
+    input ``scale`` times smaller takes the path a large one takes."""
+
+    def apply(scale: int) -> None:
+        from llmcli.core import inputs, tokenize
+        from llmcli.models import tokenizer
+
+        source = inputs.TextSource
+        for method in (source.blocks, source.line_batches, source.chunks):
+            monkeypatch.setattr(method, "__defaults__", (inputs.BLOCK // scale,))
+        for module, name in (
+            (tokenize, "RECORD_CHUNK_CHARS"),
+            (tokenize, "ID_BATCH_BYTES"),
+            (tokenize, "SHORT_TEXT"),
+            (tokenizer, "BULK_THRESHOLD"),
+            (tokenizer, "BULK_THRESHOLD_TOKENIZERS"),
+        ):
+            monkeypatch.setattr(module, name, getattr(module, name) // scale)
+
+    return apply
+
+
 # --- tiny tokenizers ---------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -324,16 +325,10 @@ def ten_mb_line(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 
 @pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Text read in blocks, records made in chunks, IDs written in batches a tenth of
-    their usual size, in this process."""
-    from llmcli.core import inputs, tokenize
-
-    source = inputs.TextSource
-    for method in (source.blocks, source.line_batches, source.chunks):
-        monkeypatch.setattr(method, "__defaults__", (inputs.BLOCK // SCALE,))
-    monkeypatch.setattr(tokenize, "RECORD_CHUNK_CHARS", tokenize.RECORD_CHUNK_CHARS // SCALE)
-    monkeypatch.setattr(tokenize, "ID_BATCH_BYTES", tokenize.ID_BATCH_BYTES // SCALE)
+def small_blocks(shrink: Callable[[int], None]) -> None:
+    """Text read in blocks, records made in chunks, IDs written in batches and the bulk
+    engine's thresholds a tenth of their usual size, in this process."""
+    shrink(SCALE)
 
 
 # ``python -c SMALL_CHUNKS ARGS``: llmpath ARGS, its records made in chunks of a tenth of

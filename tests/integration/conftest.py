@@ -9,6 +9,7 @@ During the tests downloads are off, so nothing is fetched behind their back.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import os
@@ -80,15 +81,34 @@ def model_dir(real_store: Path) -> Callable[[str], Path]:
     return folder
 
 
+# Tokenizers read by ``LoadedTokenizer.from_folder`` during the session, by label,
+# folder and the files' identity (a test that changes a tokenizer.json reads it anew).
+_TOKENIZERS: dict[tuple[object, ...], LoadedTokenizer] = {}
+_read_tokenizer = LoadedTokenizer.from_folder.__func__  # type: ignore[attr-defined]
+
+
+def _tokenizer_once(cls: type[LoadedTokenizer], label: str, folder: Path) -> LoadedTokenizer:
+    def identity(path: Path) -> tuple[int, ...]:
+        try:
+            s = path.stat()
+        except OSError:
+            return ()
+        return s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns
+
+    key = (label, str(folder), identity(folder / "tokenizer.json"),
+           identity(folder / "tokenizer_config.json"))  # fmt: skip
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = _read_tokenizer(cls, label, folder)
+    return _TOKENIZERS[key]
+
+
 @pytest.fixture(scope="session")
 def loaded(real_store: Path) -> Callable[[str], LoadedTokenizer]:
-    """``loaded(name)``: the model's LoadedTokenizer, loaded once per session."""
-    cache: dict[str, LoadedTokenizer] = {}
+    """``loaded(name)``: the model's LoadedTokenizer, read once per session (the one
+    the in-process commands get)."""
 
     def get(name: str) -> LoadedTokenizer:
-        if name not in cache:
-            cache[name] = LoadedTokenizer.from_folder(name, real_store / "models" / name)
-        return cache[name]
+        return _tokenizer_once(LoadedTokenizer, name, real_store / "models" / name)
 
     return get
 
@@ -199,6 +219,16 @@ def _load_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loader, "load_model", load)
 
 
+@pytest.fixture(autouse=True)
+def _read_each_tokenizer_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process commands read each tokenizer once for the session (Gemma's
+    tokenizer.json alone takes 3 s to read here): what a command learns of it later
+    (its template, engines, each token's bytes) is cached on it, and the same for every
+    run. A failed read is not kept; the read itself is tested in tests/unit and by the
+    subprocesses here."""
+    monkeypatch.setattr(LoadedTokenizer, "from_folder", classmethod(_tokenizer_once))
+
+
 def _in_process(args: Sequence[str], data: bytes, env: dict[str, str]) -> tuple[int, bytes, bytes]:
     """``llmcli.cli.main(args)`` in this process, with ``env`` as its environment and
     byte streams for stdin, stdout and stderr: (exit code, stdout, stderr)."""
@@ -261,8 +291,10 @@ def llmpath(real_store: Path) -> Callable[..., Run]:
 @pytest.fixture(scope="session")
 def expected_special(real_store: Path) -> Callable[[str], tuple[int | None, int | None]]:
     """``(bos_id, eos_id)`` read straight from a folder's tokenizer_config.json and
-    tokenizer.json: the BOS token (else the CLS token) and EOS token (else SEP)."""
+    tokenizer.json: the BOS token (else the CLS token) and EOS token (else SEP), read
+    once a model (Gemma's tokenizer.json is 33 MB of JSON)."""
 
+    @functools.cache
     def ids(name: str) -> tuple[int | None, int | None]:
         folder = real_store / "models" / name
         config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))

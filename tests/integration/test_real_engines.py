@@ -43,23 +43,30 @@ def test_minilm_has_no_engine(loaded):
     assert loaded("minilm").bulk is None
 
 
+# Read, batched and the engine's threshold a tenth of their usual size: a tenth of the
+# input goes the way a large one does.
+SCALE = 10
+
+
 @pytest.fixture(scope="module")
 def large_file(stdlib_text: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The standard library's text, adversarial lines with literal special tokens, and
-    bytes SmolLM2's vocabulary has no token for: 4 MB."""
+    bytes SmolLM2's vocabulary has no token for: 400 KB (a tenth of 4 MB)."""
     path = tmp_path_factory.mktemp("large") / "large.txt"
     extra = "\n".join(t.replace("\n", " ").replace("\r", " ") for t in strings(3000)) + "\n"
     extra += "<|endoftext|>\nbefore<|endoftext|>after\n\U000f3392 \U0004348c\n"
-    path.write_bytes((stdlib_text.read_bytes().decode("utf-8") + extra * 6).encode("utf-8"))
+    text = stdlib_text.read_bytes().decode("utf-8")[: 3_000_000 // SCALE]
+    path.write_bytes((text[: text.rindex("\n") + 1] + extra).encode("utf-8"))
     return path
 
 
 @pytest.mark.parametrize("name", ("gpt2", "smollm2"))
 def test_a_large_file_takes_the_engine_with_the_same_ids(cli, loaded, large_file, monkeypatch,
-                                                         tmp_path, name):  # fmt: skip
-    """End to end, with the engine's threshold lowered so that 4 MB is large (the real
-    ones are 16 MB for GPT-2, 1.5 MB for SmolLM2)."""
-    monkeypatch.setattr(LoadedTokenizer, "bulk_threshold", 1 << 20)
+                                                         shrink, tmp_path, name):  # fmt: skip
+    """End to end, with the engine's threshold lowered so that 400 KB is large (the real
+    ones are 16 MB for GPT-2, 1.5 MB for SmolLM2), the first 100 KB before it takes over."""
+    shrink(SCALE)
+    monkeypatch.setattr(LoadedTokenizer, "bulk_threshold", (1 << 20) // SCALE)
     made = []
     real_bulk = LoadedTokenizer.__dict__["bulk"].func
 

@@ -1,4 +1,8 @@
-"""A large file tokenized in pieces gives exactly the tokens of the whole text at once."""
+"""A large file tokenized in pieces gives exactly the tokens of the whole text at once.
+
+Blocks, record chunks and ID batches are a tenth of their usual size here (``shrink``), so
+a tenth of the text is cut as often as a large file is.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from llmcli.core import tokenize as core
 from llmcli.core.inputs import BLOCK, TextSource
 
 SPLITTABLE = ("gpt2", "minilm", "smollm2")
+SCALE = 10
 
 # Mixed into the real text so that pieces are cut next to CR LF, whitespace runs and
 # multi-byte characters, not only next to plain source code.
@@ -21,9 +26,15 @@ VARIED = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _small_blocks(shrink) -> None:  # type: ignore[no-untyped-def]
+    shrink(SCALE)
+
+
 @pytest.fixture(scope="module")
 def big_file(stdlib_text: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real text with VARIED after every 40th line: about 2.1 MB, read in 1 MB blocks."""
+    """Real text with VARIED after every 40th line: about 210 KB, read in blocks of
+    100 KB (a tenth of 2.1 MB in 1 MB blocks)."""
     lines = stdlib_text.read_bytes().decode("utf-8").split("\n")
     out = []
     size = 0
@@ -32,7 +43,7 @@ def big_file(stdlib_text: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         size += len(line)
         if number % 40 == 39:
             out.append(VARIED)
-        if size > 1_950_000:
+        if size > 1_950_000 // SCALE:
             break
     path = tmp_path_factory.mktemp("big") / "big.txt"
     path.write_bytes("\n".join(out).encode("utf-8"))
@@ -53,7 +64,7 @@ def test_big_file_is_read_in_several_pieces(big_file: Path, loaded):
     assert loaded("smollm2").splittable
     assert not loaded("gemma3-270m").splittable
     text = _read(big_file)
-    assert len(text.encode("utf-8")) > 2 * BLOCK
+    assert len(text.encode("utf-8")) > 2 * BLOCK // SCALE
     pieces = list(TextSource(str(big_file), path=big_file).chunks(True))
     assert len(pieces) >= 2
     assert "".join(pieces) == text
@@ -74,12 +85,12 @@ def test_streamed_records_equal_whole_text(loaded, reference, big_file: Path, na
 
 @pytest.mark.parametrize("name", SPLITTABLE)
 def test_small_pieces_tokenize_like_the_whole(reference, big_file: Path, tmp_path: Path, name):
-    """Many cuts (blocks of 4 KB) still give the whole text's tokens and offsets."""
-    text = _read(big_file)[:400_000]
+    """Many cuts (blocks of 1 KB) still give the whole text's tokens and offsets."""
+    text = _read(big_file)[:100_000]
     path = tmp_path / "part.txt"
     path.write_bytes(text.encode("utf-8"))
     hf = reference(name)
-    pieces = list(TextSource(str(path), path=path).chunks(True, size=4096))
+    pieces = list(TextSource(str(path), path=path).chunks(True, size=1024))
     assert len(pieces) > 50
     assert "".join(pieces) == text
     got: list[tuple[int, int, int]] = []
@@ -92,7 +103,7 @@ def test_small_pieces_tokenize_like_the_whole(reference, big_file: Path, tmp_pat
 
 def test_gemma_reads_the_whole_text(loaded, reference, big_file: Path, tmp_path: Path):
     """Gemma's tokenizer cannot be cut at line breaks: it gets the text in one piece."""
-    text = _read(big_file)[:1_200_000]
+    text = _read(big_file)[: 1_200_000 // SCALE]
     path = tmp_path / "part.txt"
     path.write_bytes(text.encode("utf-8"))
     tok = loaded("gemma3-270m")
@@ -104,10 +115,10 @@ def test_gemma_reads_the_whole_text(loaded, reference, big_file: Path, tmp_path:
 
 def test_cli_streams_a_big_file(llmpath, reference, big_file: Path):
     """``llmpath tokenize -f jsonl --file`` on more than a block: the whole text's records."""
-    text = _read(big_file)[:1_150_000]
+    text = _read(big_file)[: 1_150_000 // SCALE]
     path = big_file.with_name("cli.txt")
     path.write_bytes(text.encode("utf-8"))
-    assert path.stat().st_size > BLOCK
+    assert path.stat().st_size > BLOCK // SCALE
     assert len(list(TextSource(str(path), path=path).chunks(True))) == 2
     records = llmpath(["tokenize", "-m", "smollm2", "-f", "jsonl", "--file", str(path)]).records()
     got = [(r["id"], r["start"], r["end"]) for r in records]
