@@ -85,19 +85,20 @@ def shrink(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
 
     def apply(scale: int) -> None:
         from llmcli.core import inputs, tokenize
-        from llmcli.models import tokenizer
+        from llmcli.models.tokenizer import LoadedTokenizer
 
         source = inputs.TextSource
         for method in (source.blocks, source.line_batches, source.chunks):
             monkeypatch.setattr(method, "__defaults__", (inputs.BLOCK // scale,))
-        for module, name in (
-            (tokenize, "RECORD_CHUNK_CHARS"),
-            (tokenize, "ID_BATCH_BYTES"),
-            (tokenize, "SHORT_TEXT"),
-            (tokenizer, "BULK_THRESHOLD"),
-            (tokenizer, "BULK_THRESHOLD_TOKENIZERS"),
-        ):
-            monkeypatch.setattr(module, name, getattr(module, name) // scale)
+        for name in ("RECORD_CHUNK_CHARS", "ID_BATCH_BYTES", "SHORT_TEXT"):
+            monkeypatch.setattr(tokenize, name, getattr(tokenize, name) // scale)
+        threshold = LoadedTokenizer.bulk_threshold.fget
+
+        def smaller(tok: LoadedTokenizer) -> int | None:
+            found = threshold(tok)
+            return None if found is None else found // scale
+
+        monkeypatch.setattr(LoadedTokenizer, "bulk_threshold", property(smaller))
 
     return apply
 

@@ -7,7 +7,10 @@ constant memory, and a bad byte is reported with its offset.
 from __future__ import annotations
 
 import codecs
+import io
 import json
+import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +32,22 @@ class TextSource:
     stream: IO[bytes] | None = None
     chars: int = 0  # how much has been read so far
     nbytes: int = 0
+
+    def size(self) -> int | None:
+        """The input's size in bytes where it is known before reading: a text argument, a
+        regular file (given with ``--file`` or redirected to stdin); None for a pipe."""
+        if self.text is not None:
+            return len(self.text.encode("utf-8", "surrogatepass"))
+        try:
+            if self.stream is not None:
+                info = os.fstat(self.stream.fileno())
+            elif self.path is not None:
+                info = os.stat(self.path)
+            else:
+                return None
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
 
     def blocks(self, size: int = BLOCK) -> Iterator[str]:
         """The text, decoded in blocks of about ``size`` bytes; never empty."""

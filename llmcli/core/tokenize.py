@@ -222,14 +222,16 @@ def _encoded_ahead(
     tok: LoadedTokenizer, groups: Iterator[tuple[list[str], bool, bool]], source: TextSource
 ) -> Iterator[tuple[list[int], int, bool, bool]]:
     """``(ids, separator, opens, closes)``: ``tok.encode_lines`` of each group's lines, in
-    order, by threads working ahead of the reader. Once ``source`` has given more than
-    the bulk engine's threshold, the bulk engine (``tok.bulk``) takes over: a short text
-    never pays its load."""
+    order, by threads working ahead of the reader. The bulk engine (``tok.bulk``) does them
+    all where the input's size is known and reaches the engine's threshold (the size from
+    which its load is won back); where it is not known (a pipe), it takes over once
+    ``source`` has given that much. A short text never pays its load."""
     from concurrent.futures import ThreadPoolExecutor
 
     workers = min(2, os.cpu_count() or 1)
     bulk = False
     threshold = tok.bulk_threshold
+    known = source.size()
     with ThreadPoolExecutor(workers, thread_name_prefix="llmpath-encode") as pool:
         pending: deque[tuple[Future[tuple[list[int], int]], bool, bool]] = deque()
 
@@ -240,7 +242,8 @@ def _encoded_ahead(
 
         try:
             for lines, opens, closes in groups:
-                if not bulk and threshold is not None and source.nbytes >= threshold:
+                size = source.nbytes if known is None else known
+                if not bulk and threshold is not None and size >= threshold:
                     bulk = tok.bulk is not None  # loaded here, once, not by a worker thread
                 job = pool.submit(tok.encode_lines, lines, bulk=bulk)
                 pending.append((job, opens, closes))

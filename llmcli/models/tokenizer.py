@@ -24,7 +24,11 @@ _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 # tiktoken (GPT-2) gives 7-10 MB/s on two threads, tokenizers (SmolLM2) 2-3 MB/s,
 # fastokens 25-45 MB/s; below 16 MB fastokens gains little over tiktoken.
 BULK_THRESHOLD = 16 << 20  # against tiktoken
-BULK_THRESHOLD_TOKENIZERS = 3 << 19  # against tokenizers: 1.5 MB
+# Against tokenizers: as many bytes as the tokenizer.json that fastokens' load parses
+# (0.23 s a MB here for SmolLM2's 3.5 MB and Gemma's 33 MB), 1.5 MB at the least. Measured
+# here, -f ids end to end, engine against none: SmolLM2 1.6x the time at 1.6 MB, even at
+# 3 MB, 0.90x at 4 MB; Gemma 2.5x at 2 MB, 1.43x at 12 MB, 1.12x at 24 MB, 0.88x at 36 MB.
+BULK_THRESHOLD_TOKENIZERS = 3 << 19
 
 
 class BulkEngine:
@@ -331,7 +335,11 @@ class LoadedTokenizer:
             return None  # WordPiece (MiniLM): fastokens reads no BertNormalizer
         if (self.folder / TIKTOKEN_FILE).is_file():
             return BULK_THRESHOLD
-        return BULK_THRESHOLD_TOKENIZERS
+        try:
+            size = (self.folder / "tokenizer.json").stat().st_size
+        except OSError:
+            size = 0
+        return max(BULK_THRESHOLD_TOKENIZERS, size)
 
     @cached_property
     def bulk(self) -> BulkEngine | None:
@@ -340,8 +348,9 @@ class LoadedTokenizer:
         fastokens, for a BPE ``tokenizer.json`` (GPT-2's, SmolLM2's, Gemma's): it gives
         exactly tiktoken's and tokenizers' IDs (the tests check it against both, on
         adversarial text, every Unicode 17 letter and special tokens) and is many times
-        faster on megabytes, but its load (about 0.5 s) is more than a short text takes
-        in all: ``bulk_threshold`` is the input size from which it pays. A probe
+        faster on megabytes, but its load (0.8 s for SmolLM2, 7.6 s for Gemma) is more
+        than a short text takes in all: ``bulk_threshold`` is the input size from which it
+        pays. A probe
         against ``tokenizers`` at load refuses it for a tokenizer it reads otherwise.
         (gigatoken, faster still on GPT-2, cuts Unicode 17's new letters otherwise than
         tiktoken does, ``'s`` + U+088F for one, so it is not used.)

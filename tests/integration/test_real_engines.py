@@ -43,6 +43,16 @@ def test_minilm_has_no_engine(loaded):
     assert loaded("minilm").bulk is None
 
 
+def test_each_engine_takes_over_where_it_pays(loaded, model_dir):
+    """GPT-2 from 16 MB (against tiktoken); SmolLM2 and Gemma from the size of their
+    tokenizer.json, which the engine reads first (Gemma's 33 MB: 7.6 s here)."""
+    assert loaded("gpt2").bulk_threshold == 16 << 20
+    for name in ("smollm2", "gemma3-270m"):
+        size = (model_dir(name) / "tokenizer.json").stat().st_size
+        assert loaded(name).bulk_threshold == size > 3_000_000
+    assert loaded("minilm").bulk_threshold is None
+
+
 # Read, batched and the engine's threshold a tenth of their usual size: a tenth of the
 # input goes the way a large one does.
 SCALE = 10
@@ -60,11 +70,13 @@ def large_file(stdlib_text: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return path
 
 
-@pytest.mark.parametrize("name", ("gpt2", "smollm2"))
+@pytest.mark.parametrize(("name", "given"), [("gpt2", "file"), ("smollm2", "stdin")])
 def test_a_large_file_takes_the_engine_with_the_same_ids(cli, loaded, large_file, monkeypatch,
-                                                         shrink, tmp_path, name):  # fmt: skip
+                                                         shrink, tmp_path, name,
+                                                         given):  # fmt: skip
     """End to end, with the engine's threshold lowered so that 400 KB is large (the real
-    ones are 16 MB for GPT-2, 1.5 MB for SmolLM2), the first 100 KB before it takes over."""
+    ones are 16 MB for GPT-2, 3.5 MB for SmolLM2): the engine's from the start with
+    ``--file``, and from 100 KB on from a pipe, whose size is not known."""
     shrink(SCALE)
     monkeypatch.setattr(LoadedTokenizer, "bulk_threshold", (1 << 20) // SCALE)
     made = []
@@ -78,7 +90,11 @@ def test_a_large_file_takes_the_engine_with_the_same_ids(cli, loaded, large_file
 
     monkeypatch.setattr(LoadedTokenizer, "bulk", property(counted))
     out = tmp_path / "ids.txt"
-    result = cli("tokenize", "-m", name, "-f", "ids", "--file", large_file, "-o", out)
+    args = ["tokenize", "-m", name, "-f", "ids", "-o", out]
+    if given == "file":
+        result = cli(*args, "--file", large_file)
+    else:
+        result = cli(*args, stdin=large_file.read_bytes())
     assert result.code == 0, result.err
     assert made  # the engine took over
     tok = loaded(name)

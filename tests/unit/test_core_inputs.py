@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,20 @@ def test_first_tokens_read_only_a_prefix_of_a_long_text(bpe_dir):
     assert len(ids) == 64
     assert max(spy.lengths) <= 1 << 13  # a few thousand characters, not the text
     assert ids == spy.hf.encode(text[:10_000], add_special_tokens=False).ids[:64]
+
+
+def test_size_is_known_for_a_text_and_a_regular_file_not_for_a_pipe(tmp_path: Path):
+    path = tmp_path / "in.txt"
+    path.write_bytes("naïve\n".encode())
+    assert TextSource("argument", text="naïve").size() == 6
+    assert TextSource(str(path), path=path).size() == 7
+    with path.open("rb") as fh:  # `llmpath tokenize < in.txt`
+        assert TextSource("stdin", stream=fh).size() == 7
+    assert TextSource("stdin", stream=io.BytesIO(b"naive")).size() is None
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    assert TextSource(str(fifo), path=fifo).size() is None
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as fh:
+        os.close(write)
+        assert TextSource("stdin", stream=fh).size() is None

@@ -4,6 +4,9 @@ vocabularies: tests/integration/test_real_engines.py."""
 
 from __future__ import annotations
 
+import io
+import shutil
+
 import pytest
 from adversarial import strings
 from hypothesis import given, settings
@@ -12,6 +15,7 @@ from hypothesis import strategies as st
 from llmcli.core import tokenize as core
 from llmcli.core.inputs import TextSource
 from llmcli.core.tokenize import IdLines
+from llmcli.models import tokenizer
 from llmcli.models.tokenizer import LoadedTokenizer
 
 ADVERSARIAL = strings(3000, long_every=500)
@@ -79,6 +83,20 @@ def test_a_short_input_never_loads_an_engine(bpe_dir, tiktoken_dir):
         assert batches and "bulk" not in tok.__dict__  # the cached engine was never made
 
 
+def test_the_threshold_is_the_size_of_the_engines_file(bpe_dir, tiktoken_dir, tmp_path):
+    """The bulk engine pays from an input as large as the tokenizer.json it must read
+    (1.5 MB at the least); against tiktoken, from 16 MB."""
+    assert fresh(tiktoken_dir).bulk_threshold == tokenizer.BULK_THRESHOLD
+    assert fresh(bpe_dir).bulk_threshold == tokenizer.BULK_THRESHOLD_TOKENIZERS == 3 << 19
+    big = tmp_path / "big"
+    shutil.copytree(bpe_dir, big)
+    data = (big / "tokenizer.json").read_bytes()
+    (big / "tokenizer.json").write_bytes(data + b" " * (2_000_000 - len(data)))  # same JSON
+    tok = fresh(big)
+    assert tok.bulk_threshold == 2_000_000
+    assert tok.encode_lines(["It's a cat"]) == fresh(bpe_dir).encode_lines(["It's a cat"])
+
+
 def _counting(engine, calls):  # type: ignore[no-untyped-def]
     original = engine.lines
 
@@ -102,6 +120,31 @@ def test_a_large_input_takes_the_engine_with_the_same_ids(bpe_dir, tiktoken_dir,
         got = list(core.stream_id_lines(tok, TextSource("argument", text=text)))
         assert calls  # the engine did take over
         assert got == reference(tok, text.split("\n")[:-1])
+
+
+def test_an_input_of_known_size_takes_the_engine_from_its_start(bpe_dir, tmp_path, monkeypatch):
+    """A file past the threshold is the engine's from its first line; from a pipe, whose
+    size is not known, the engine takes over once that much has been read."""
+    monkeypatch.setattr(core, "ID_BATCH_BYTES", 2000)
+    monkeypatch.setattr(LoadedTokenizer, "bulk_threshold", 10_000)
+    lines = [t.replace("\r", "").replace("\n", " ") for t in ADVERSARIAL if len(t) < 200]
+    text = "\n".join(lines[:1500]) + "\n"
+    assert len(text.encode("utf-8")) > 30_000
+    path = tmp_path / "in.txt"
+    path.write_bytes(text.encode("utf-8"))
+    expected = reference(fresh(bpe_dir), text.split("\n")[:-1])
+    piped = TextSource("stdin", stream=io.BytesIO(path.read_bytes()))
+    for source, whole in ((TextSource(str(path), path=path), True), (piped, False)):
+        tok = fresh(bpe_dir)
+        engine = tok.bulk
+        assert engine is not None
+        calls: list[int] = []
+        monkeypatch.setattr(engine, "lines", _counting(engine, calls))
+        assert list(core.stream_id_lines(tok, source)) == expected
+        if whole:
+            assert sum(calls) == len(expected)
+        else:
+            assert 0 < sum(calls) < len(expected)
 
 
 def test_a_batch_the_engine_refuses_is_done_by_the_reference(bpe_dir, monkeypatch):
