@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+K = TypeVar("K")
 
 
 @dataclass
@@ -119,3 +123,44 @@ def run_child(
             raise RuntimeError(f"{' '.join(cmd[:4])} ... failed:\n{tail}")
         got = json.loads(result.read_text())
     return Run(got["wall"], got["cpu"], got["maxrss_kb"] / 1024, load)
+
+
+def run_round(
+    commands: Mapping[K, Sequence[str]],
+    env: dict[str, str],
+    report: Report,
+    r: int,
+    what: str = "",
+) -> Iterator[tuple[K, Run]]:
+    """Round ``r`` of a comparison: each command run once by ``run_child``, in the order
+    given in even rounds and reversed in odd ones, so that none goes first every time.
+    ``(key, run)`` for each that succeeded; a failure is a failed check in ``report``."""
+    keys = list(commands)
+    for key in keys if r % 2 == 0 else keys[::-1]:
+        try:
+            got = run_child(commands[key], env)
+        except RuntimeError as exc:
+            report.check(False, f"{what}{exc}")
+            continue
+        yield key, got
+
+
+def llmpath_script() -> str:
+    """The ``llmpath`` script installed next to this Python, else the one on PATH; where
+    there is none, the run ends with exit status 2."""
+    found = shutil.which("llmpath", path=str(Path(sys.executable).parent))
+    found = found or shutil.which("llmpath")
+    if found is None:
+        print("llmpath is not installed next to this interpreter", file=sys.stderr)
+        raise SystemExit(2)
+    return found
+
+
+def load_note(report: Report, loads: list[float], started: float) -> None:
+    """The note that ends a comparison: the load averages seen before each command (and
+    now), and how long the run took since ``started`` (``time.time()``)."""
+    loads.append(os.getloadavg()[0])
+    report.note(
+        f"Load average (1 min) seen before each command: {min(loads):.2f} to {max(loads):.2f}; "
+        f"the whole run took {time.time() - started:.0f} s."
+    )

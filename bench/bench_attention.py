@@ -37,7 +37,6 @@ import argparse
 import datetime
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _report import Report, Run, fmt_s, run_child, spread, warm_cache
+from _report import Report, Run, fmt_s, llmpath_script, load_note, run_round, spread, warm_cache
 
 BENCH = Path(__file__).resolve().parent
 DATA = BENCH / "data"
@@ -159,10 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else 3)
 
     py = sys.executable
-    script = shutil.which("llmpath", path=str(Path(py).parent)) or shutil.which("llmpath")
-    if script is None:
-        print("llmpath is not installed next to this interpreter", file=sys.stderr)
-        return 2
+    script = llmpath_script()
     from llmcli.models import store
 
     env = dict(
@@ -229,14 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results: dict[tuple[str, str], list[Run]] = {}
         equal_rows = []
         for r in range(repeat):
-            # Alternate the order from round to round: neither goes first every time.
-            order = list(commands) if r % 2 == 0 else list(reversed(commands))
-            for key in order:
-                try:
-                    got = run_child(commands[key], env)
-                except RuntimeError as exc:
-                    report.check(False, str(exc))
-                    continue
+            for key, got in run_round(commands, env, report, r):
                 loads.append(got.load)
                 results.setdefault(key, []).append(got)
                 print(
@@ -256,11 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ["output", "array", "file size", "max abs diff", "bit-identical",
              "max |row sum - 1|"], equal_rows,
         )  # fmt: skip
-    loads.append(os.getloadavg()[0])
-    report.note(
-        f"Load average (1 min) seen before each command: {min(loads):.2f} to {max(loads):.2f}; "
-        f"the whole run took {time.time() - started:.0f} s."
-    )
+    load_note(report, loads, started)
     return report.finish(args.output)
 
 

@@ -39,7 +39,6 @@ import datetime
 import math
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -50,7 +49,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _report import Report, run_child
+from _report import Report, llmpath_script, run_child
 
 BENCH = Path(__file__).resolve().parent
 DATA = BENCH / "data"
@@ -461,10 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else 3)
 
     py = sys.executable
-    script = shutil.which("llmpath", path=str(Path(py).parent)) or shutil.which("llmpath")
-    if script is None:
-        print("llmpath is not installed next to this interpreter", file=sys.stderr)
-        return 2
+    script = llmpath_script()
     env = dict(os.environ, LLMPATH_OFFLINE="1")
     from llmcli.models import store
 

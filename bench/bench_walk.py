@@ -31,7 +31,6 @@ import argparse
 import datetime
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from _report import Report, Run, run_child, warm_cache
+from _report import Report, Run, llmpath_script, load_note, run_round, warm_cache
 
 BENCH = Path(__file__).resolve().parent
 MODELS = ("smollm2", "gemma3-270m", "minilm")
@@ -64,10 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else 3)
     models = [m for m in args.models.split(",") if m]
     py = sys.executable
-    script = shutil.which("llmpath", path=str(Path(py).parent)) or shutil.which("llmpath")
-    if script is None:
-        print("llmpath is not installed next to this interpreter", file=sys.stderr)
-        return 2
+    script = llmpath_script()
     from llmcli.models import store
 
     env = dict(os.environ, LLMPATH_HOME=str(store.home()), LLMPATH_OFFLINE="1",
@@ -107,13 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }  # fmt: skip
                 runs: dict[str, list[Run]] = {k: [] for k in commands}
                 for r in range(repeat):
-                    order = list(commands) if r % 2 == 0 else list(reversed(commands))
-                    for key in order:
-                        try:
-                            got = run_child(commands[key], env)
-                        except RuntimeError as exc:
-                            report.check(False, f"{name} {label} {key}: {exc}")
-                            continue
+                    for key, got in run_round(commands, env, report, r, f"{name} {label}: "):
                         loads.append(got.load)
                         runs[key].append(got)
                         print(f"  {name:12} {label:14} {key:14} wall {got.wall:6.2f} s  "
@@ -138,11 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
          "RSS vs attention", f"≤ {TIME_TARGET}x time, ≤ {MEMORY_TARGET}x RSS"],
         rows,
     )  # fmt: skip
-    loads.append(os.getloadavg()[0])
-    report.note(
-        f"Load average (1 min) seen before each command: {min(loads):.2f} to {max(loads):.2f}; "
-        f"the whole run took {time.time() - started:.0f} s."
-    )
+    load_note(report, loads, started)
     return report.finish(args.output)
 
 
