@@ -350,8 +350,8 @@ class LoadedTokenizer:
         adversarial text, every Unicode 17 letter and special tokens) and is many times
         faster on megabytes, but its load (0.8 s for SmolLM2, 7.6 s for Gemma) is more
         than a short text takes in all: ``bulk_threshold`` is the input size from which it
-        pays. A probe
-        against ``tokenizers`` at load refuses it for a tokenizer it reads otherwise.
+        pays. A probe against ``tokenizers`` at load refuses it for a tokenizer it reads
+        otherwise.
         (gigatoken, faster still on GPT-2, cuts Unicode 17's new letters otherwise than
         tiktoken does, ``'s`` + U+088F for one, so it is not used.)
         """

@@ -2,8 +2,8 @@
 
 Expected maps come from outside llmpath: each model is loaded and run directly with
 transformers under eager attention, and its ``output_attentions=True`` is compared
-with what the command wrote. Each real model is loaded once for the
-session (conftest's ``_load_each_model_once``).
+with what the command wrote. Each real model is loaded once for the session
+(conftest's ``_load_each_model_once``).
 """
 
 from __future__ import annotations
