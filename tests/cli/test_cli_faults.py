@@ -30,7 +30,6 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -322,10 +321,16 @@ def test_a_failing_fsync_leaves_nothing(cli, names, files, tmp_path, monkeypatch
 
 
 def test_an_output_folder_that_refuses_files(cli, names, tmp_path, monkeypatch):
-    def refused(*args, **kwargs):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    class Refuses:
+        """``os`` for ``llmcli.fsutil``, whose ``open`` is refused."""
 
-    monkeypatch.setattr(fsutil, "tempfile", SimpleNamespace(mkstemp=refused))
+        def open(self, *args, **kwargs):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+    monkeypatch.setattr(fsutil, "os", Refuses())
     out = tmp_path / "t.jsonl"
     result = cli("tokenize", "-m", names["BPE"], "hi", "-o", out)
     assert result.code == 1
@@ -454,6 +459,49 @@ def test_a_signal_while_writing_leaves_nothing(bpe_dir, wordpiece_dir, huge, tmp
     assert proc.returncode == code, err.decode()
     assert stdout == b"" and err.strip() == b""
     assert hidden_and_all(tmp_path) == []
+
+
+# An interrupt can land between two bytecodes anywhere: just after the temporary file is made,
+# or after a context manager's __enter__ returned and before its block began, where no handler
+# is set up yet. The file is listed before it exists and removed when the process exits.
+INTERRUPT_SCRIPT = """
+import os, sys
+from pathlib import Path
+from llmcli import fsutil
+
+target, where = Path(sys.argv[1]), sys.argv[2]
+if where == "creation":
+    real_open = os.open
+
+    class InterruptedOpen:
+        def open(self, *args, **kwargs):
+            real_open(*args, **kwargs)
+            raise KeyboardInterrupt
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+    fsutil.os = InterruptedOpen()
+    with fsutil.atomic_open(target) as fh:
+        fh.write("never")
+else:
+    manager = fsutil.atomic_open(target)
+    manager.__enter__().write("half")
+    assert any(target.parent.glob(".out.txt.*.part"))
+    raise KeyboardInterrupt
+"""
+
+
+@pytest.mark.parametrize("where", ["creation", "enter"])
+def test_an_interrupt_where_no_handler_runs_leaves_nothing(tmp_path, where):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_SCRIPT, folder / "out.txt", where],
+        capture_output=True, env=dict(os.environ), timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0 and b"KeyboardInterrupt" in proc.stderr, proc.stderr.decode()
+    assert hidden_and_all(folder) == []
 
 
 # --- SIGTERM during a pull ----------------------------------------------------------------------
