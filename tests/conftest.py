@@ -435,13 +435,33 @@ def llmpath_cmd(*args: object) -> list[str]:
     return [sys.executable, "-m", "llmcli", *(str(a) for a in args)]
 
 
+def modes_apply() -> list[str] | None:
+    """A prefix for a command under which file modes apply to its process: none where the
+    tests do not run as root; as root, util-linux's ``setpriv`` taking the two capabilities
+    that pass over modes out of the bounding set, so the process it starts holds neither
+    (it stays root, so it still reaches the venv under /root). None where that cannot be."""
+    import shutil
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
 @pytest.fixture
 def run_llmpath() -> Callable[..., Result]:
-    """Run ``python -m llmcli ARGS`` in a subprocess (stdin: bytes, or nothing)."""
+    """Run ``python -m llmcli ARGS`` in a subprocess (stdin: bytes, or nothing); with
+    ``modes``, as a process to which file modes apply (``modes_apply``)."""
 
-    def run(*args: object, stdin: bytes | None = None, timeout: float = 60) -> Result:
+    def run(*args: object, stdin: bytes | None = None, timeout: float = 60,
+            modes: bool = False) -> Result:  # fmt: skip
+        prefix = modes_apply() if modes else []
+        if prefix is None:
+            pytest.skip("root reads any file, and there is no setpriv to take that away")
         proc = subprocess.run(
-            llmpath_cmd(*args), input=stdin if stdin is not None else b"",
+            [*prefix, *llmpath_cmd(*args)], input=stdin if stdin is not None else b"",
             capture_output=True, timeout=timeout, env=dict(os.environ),
         )  # fmt: skip
         return Result(
