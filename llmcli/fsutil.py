@@ -6,7 +6,6 @@ import atexit
 import contextlib
 import hashlib
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,7 +47,7 @@ def _create_part(parent: Path, name: str) -> tuple[int, Path]:
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     flags |= getattr(os, "O_BINARY", 0)
     while True:
-        tmp = parent / f".{name}.{secrets.token_hex(6)}.part"
+        tmp = parent / f".{name}.{os.urandom(6).hex()}.part"  # not secrets: 4 ms to import
         _UNFINISHED.add(tmp)
         try:
             return os.open(tmp, flags, 0o600), tmp
