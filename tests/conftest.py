@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -249,8 +250,6 @@ def _save_model(model, folder: Path) -> Path:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def bert_tokenizer_dir(wordpiece_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The WordPiece tokenizer with BERT's template: it adds [CLS] ... [SEP]."""
-    import shutil
-
     from tokenizers import Tokenizer, processors
 
     folder = tmp_path_factory.mktemp("tokenizers") / "tinybert"
@@ -268,8 +267,6 @@ def bert_tokenizer_dir(wordpiece_dir: Path, tmp_path_factory: pytest.TempPathFac
 def tiny_bert_dir(bert_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT encoder (d=32) on the WordPiece tokenizer, which here adds
     [CLS] ... [SEP]; its modules.json asks for a normalized mean, as all-MiniLM-L6-v2's does."""
-    import shutil
-
     import torch
     from tokenizers import Tokenizer
     from transformers import BertConfig, BertModel
@@ -292,8 +289,6 @@ def tiny_bert_dir(bert_tokenizer_dir: Path, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture(scope="session")
 def tiny_gpt2_dir(bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer GPT-2 decoder (d=32, causal attention) on the byte-level BPE tokenizer."""
-    import shutil
-
     import torch
     from tokenizers import Tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -327,8 +322,6 @@ def _randomize_norms(model, *, scale: float, base: float) -> None:  # type: igno
 def tiny_llama_dir(bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama decoder (d=32, 4 query heads sharing 2 key/value heads, RoPE,
     SwiGLU, tied embeddings) on the byte-level BPE tokenizer; its RMSNorm gains random."""
-    import shutil
-
     import torch
     from tokenizers import Tokenizer
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -355,8 +348,6 @@ def tiny_gemma3_dir(bpe_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     the byte-level BPE tokenizer: two sliding-window layers (window 4, so a 10-token text
     is really cut) with RoPE base 10000, then a full layer with base 1000000. Gemma's
     RMSNorm gains start at 0 (the norm multiplies by 1 + w): here they are random."""
-    import shutil
-
     import torch
     from tokenizers import Tokenizer
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
@@ -440,8 +431,6 @@ def modes_apply() -> list[str] | None:
     tests do not run as root; as root, util-linux's ``setpriv`` taking the two capabilities
     that pass over modes out of the bounding set, so the process it starts holds neither
     (it stays root, so it still reaches the venv under /root). None where that cannot be."""
-    import shutil
-
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return []
     setpriv = shutil.which("setpriv")
